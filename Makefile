@@ -1,0 +1,49 @@
+# repro: set-up, tests and the reproduction jobs. `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+VENV_PY := $(VENV)/bin/python
+PYTHON ?= $(VENV_PY)
+STAMP := $(VENV)/.installed
+# The CPU build of torch; on a machine whose pip would fetch a CUDA build for this pin, pass
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu (GPU workstations use environment.yml instead).
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+PIP_TORCH_FLAGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple,)
+
+.PHONY: help setup test lint smoke gpu-check reproduce-l1 clean
+
+help:
+	@echo "make setup         create .venv and install the kit (CPU build of torch) with its dev extra"
+	@echo "make test          set up if needed, then run the tests"
+	@echo "make lint          ruff check"
+	@echo "make gpu-check     on a CUDA machine: load/train a small model each way the kit does (PYTHON=python3 to skip the venv)"
+	@echo "make reproduce-l1  the QwenLong-L1 job (arrives with the L1 stage)"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(VENV_PY) || python3 -m venv $(VENV)
+	@if ! $(VENV_PY) -c "import torch" 2>/dev/null; then \
+	  if command -v nvidia-smi >/dev/null 2>&1; then \
+	    echo "A CUDA machine: use environment.yml (conda env create -f environment.yml) for a CUDA torch;"; \
+	    echo "installing $(TORCH) into .venv as asked."; fi; \
+	  $(VENV_PY) -m pip install -q $(PIP_TORCH_FLAGS) "$(TORCH)"; fi
+	$(VENV_PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+test: setup
+	$(VENV_PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check repro tests data_scripts
+
+gpu-check:
+	@if [ "$(PYTHON)" = "$(VENV_PY)" ]; then $(MAKE) --no-print-directory setup; fi
+	$(PYTHON) -m repro.gpu_check
+
+reproduce-l1:
+	@echo "make reproduce-l1 arrives with the QwenLong-L1 stage (warm-up SFT + phased RL); not yet in this kit." >&2
+	@exit 2
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

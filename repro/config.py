@@ -1,0 +1,291 @@
+"""Recipes: YAML files mapped onto typed dataclasses, with `extends:` and dotted key=value overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from repro.errors import ConfigError
+
+
+@dataclass
+class LoraSection:
+    enabled: bool = True
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    # "all-linear" = every linear layer but the LM head (peft's shortcut); else module name suffixes.
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+
+
+@dataclass
+class QuantSection:
+    load_in_4bit: bool = False
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+    compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
+
+@dataclass
+class ModelSection:
+    source: str = "artifacts/smollm2-135m-instruct"
+    revision: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    device: str = "auto"
+    trust_remote_code: bool = False
+    gradient_checkpointing: bool = False
+    lora: LoraSection = field(default_factory=LoraSection)
+    quant: QuantSection = field(default_factory=QuantSection)
+
+
+@dataclass
+class Recipe:
+    name: str = ""
+    seed: int = 0
+    output_dir: str = "runs"
+    model: ModelSection = field(default_factory=ModelSection)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read a recipe file (following `extends:`), apply `key.sub=value` overrides, and validate."""
+    path = Path(path)
+    merged, origin = _load_chain(path, seen=())
+    for item in overrides:
+        key, value = _split_override(item)
+        _check_key(key, where=f"override '{item}'")
+        _set_dotted(merged, key, ("override", value))
+        origin[key] = f"override '{item}'"
+    merged.setdefault("name", path.stem)
+    return _build(Recipe, merged, prefix="", origin=origin, default_where=str(path))
+
+
+def recipe_to_yaml(recipe: Recipe) -> str:
+    return yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False, default_flow_style=False)
+
+
+def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, dict[str, str]]:
+    """Merged raw dict of a file and its `extends:` parents, plus which file set each dotted key."""
+    resolved = path.resolve()
+    if resolved in seen:
+        raise ConfigError(f"{path}: `extends` loops back to this file; remove the cycle")
+    raw = _read_yaml(path)
+    parent_name = raw.pop("extends", None)
+    _check_keys_of(raw, prefix="", where=str(path))
+    merged: dict = {}
+    origin: dict[str, str] = {}
+    if parent_name is not None:
+        if not isinstance(parent_name, str):
+            raise ConfigError(f"{path}: `extends` must be a file name, got {parent_name!r}")
+        parent = (path.parent / parent_name) if not Path(parent_name).is_absolute() else Path(parent_name)
+        merged, origin = _load_chain(parent, seen + (resolved,))
+    _deep_merge(merged, raw)
+    for key in _dotted_leaves(raw):
+        origin[key] = str(path)
+    return merged, origin
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{path}: recipe file not found (recipes live in recipes/, e.g. recipes/tiny/base.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: YAML syntax error: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: YAML syntax error: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe must be a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def _deep_merge(base: dict, extra: dict) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _dotted_leaves(raw: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        keys.extend(_dotted_leaves(value, dotted + ".") if isinstance(value, dict) else [dotted])
+    return keys
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema walking
+
+
+def _section_type(cls: type, name: str) -> Any:
+    return typing.get_type_hints(cls)[name]
+
+
+def _all_keys(cls: type = Recipe, prefix: str = "") -> list[str]:
+    keys = []
+    for name, hint in typing.get_type_hints(cls).items():
+        dotted = f"{prefix}{name}"
+        keys.append(dotted)
+        if dataclasses.is_dataclass(hint):
+            keys.extend(_all_keys(hint, dotted + "."))
+    return keys
+
+
+def _unknown_key_error(key: str, where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, _all_keys(), n=1, cutoff=0.6)
+    if not close:
+        leaf = key.rsplit(".", 1)[-1]
+        close = [k for k in _all_keys() if k.rsplit(".", 1)[-1] == leaf][:1]
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return ConfigError(f"{where}: unknown key '{key}'{hint}; `repro config show RECIPE` lists every key")
+
+
+def _check_key(key: str, where: str) -> None:
+    if key not in _all_keys():
+        raise _unknown_key_error(key, where)
+
+
+def _check_keys_of(raw: dict, prefix: str, where: str, cls: type = Recipe) -> None:
+    hints = typing.get_type_hints(cls)
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if key not in hints:
+            raise _unknown_key_error(dotted, where)
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
+            _check_keys_of(value, dotted + ".", where, hints[key])
+
+
+def _split_override(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override '{item}': expected key.sub=value (e.g. model.lora.r=8)")
+    return key.strip(), value
+
+
+def _set_dotted(raw: dict, key: str, value: Any) -> None:
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed construction
+
+
+def _build(cls: type, raw: dict, prefix: str, origin: dict[str, str], default_where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, hint in hints.items():
+        if name not in raw:
+            continue
+        dotted = f"{prefix}{name}"
+        where = origin.get(dotted, default_where)
+        kwargs[name] = _coerce(raw[name], hint, dotted, where, origin, default_where)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str, where: str, origin: dict[str, str], default_where: str) -> Any:
+    from_override = isinstance(value, tuple) and len(value) == 2 and value[0] == "override"
+    text = value[1] if from_override else None
+    if from_override:
+        value = _parse_override_value(text, hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: key '{key}' is a section; give its keys (e.g. {key}.<key>: value)")
+        return _build(hint, value, key + ".", origin, default_where)
+    try:
+        return _convert(value, hint)
+    except (TypeError, ValueError):
+        shown = text if from_override else value
+        raise ConfigError(f"{where}: key '{key}': expected {_type_name(hint)}, got {shown!r}") from None
+
+
+def _parse_override_value(text: str, hint: Any) -> Any:
+    if hint is str:
+        return text
+    try:
+        return yaml.safe_load(text) if text.strip() else text
+    except yaml.YAMLError:
+        return text
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg)
+            except (TypeError, ValueError):
+                continue
+        raise TypeError
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ValueError
+    if origin is list:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise TypeError
+        return [_convert(v, args[0]) for v in value] if args else list(value)
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise TypeError
+        return dict(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError
+        return float(value)
+    if hint is str:
+        if isinstance(value, (dict, list)) or value is None:
+            raise TypeError
+        return str(value)
+    if hint is Any:
+        return value
+    raise TypeError
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is list:
+        return f"a list of {_type_name(args[0])}" if args else "a list"
+    return getattr(hint, "__name__", str(hint))
