@@ -19,6 +19,11 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect recipes.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+from repro.data.cli import data_app  # noqa: E402
+
+app.add_typer(data_app, name="data")
+eval_app = typer.Typer(help="Evaluate models on benchmarks.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 RECIPE_HELP = "Recipe YAML file, e.g. recipes/tiny/base.yaml."
 OVERRIDES_HELP = "Overrides as key.sub=value, e.g. model.lora.r=8 seed=1."
@@ -49,6 +54,28 @@ def config_show(
     from repro.config import load_recipe, recipe_to_yaml
 
     typer.echo(recipe_to_yaml(load_recipe(recipe, overrides or [])), nl=False)
+
+
+@eval_app.command("loong")
+def eval_loong(
+    recipe: str = typer.Argument(..., help=RECIPE_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+    predictions: str = typer.Option(
+        None, "--predictions", help='Judge this JSONL of {"id", "prediction"} lines instead of generating.'
+    ),
+    out: str = typer.Option(None, "--out", help="Run folder (default: OUTPUT_DIR/<recipe>-<time>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a run folder: finished items are not redone."),
+) -> None:
+    """Loong evaluation: generate or read predictions, judge (rule or LLM), write metrics.json and report.md."""
+    from repro.config import load_recipe
+    from repro.loong.eval import run_eval
+    from repro.runs import run_folder
+
+    cfg = load_recipe(recipe, overrides or [])
+    run_dir = run_folder(cfg.output_dir, cfg.name, out, resume)
+    metrics = run_eval(cfg, run_dir, predictions)
+    typer.echo(f"avg score {metrics['avg_score']}, perfect rate {metrics['perfect_rate']} over {metrics['n']} items")
+    typer.echo(f"run folder: {run_dir} (metrics.json, report.md)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -47,11 +47,60 @@ class ModelSection:
 
 
 @dataclass
+class LoongMiniSection:
+    # token range per length set; CPU default (Loong's own: 10-50K, 50-100K, 100-200K, 200-250K)
+    set_ranges: dict[int, list[int]] = field(
+        default_factory=lambda: {1: [250, 500], 2: [500, 1000], 3: [1000, 2000], 4: [2000, 4000]}
+    )
+    # words: a word-count proxy (1.3 tokens a word); model: the recipe model's tokenizer
+    count_tokens: Literal["words", "model"] = "words"
+    distractors: int = 0
+
+
+@dataclass
+class GenerationSection:
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.95
+    batch_size: int = 4
+
+
+@dataclass
+class LlmJudgeSection:
+    # hf: a local HF model (model = folder or hub id); openai: an OpenAI-compatible chat endpoint
+    backend: Literal["hf", "openai"] = "hf"
+    model: str = ""
+    base_url: str = ""
+    api_key_env: str | None = None
+    timeout_s: float = 60.0
+    max_retries: int = 4
+    concurrency: int = 4
+    max_new_tokens: int = 256
+
+
+@dataclass
+class EvalSection:
+    data: str = "data/loong-mini/test.jsonl"
+    judge: Literal["rule", "llm"] = "rule"
+    sets: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    tasks: list[str] = field(default_factory=list)  # empty: every task
+    limit: int | None = None
+    max_input_tokens: int = 8192
+    prompt_style: Literal["loong", "l1"] = "loong"
+    shuffle_docs: bool = False
+    generation: GenerationSection = field(default_factory=GenerationSection)
+    llm_judge: LlmJudgeSection = field(default_factory=LlmJudgeSection)
+
+
+@dataclass
 class Recipe:
     name: str = ""
     seed: int = 0
     output_dir: str = "runs"
     model: ModelSection = field(default_factory=ModelSection)
+    loong_mini: LoongMiniSection = field(default_factory=LoongMiniSection)
+    eval: EvalSection = field(default_factory=EvalSection)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +306,9 @@ def _convert(value: Any, hint: Any) -> Any:
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
             raise TypeError
-        return dict(value)
+        if not args:
+            return dict(value)
+        return {_convert(k, args[0]): _convert(v, args[1]) for k, v in value.items()}
     if hint is bool:
         if isinstance(value, bool):
             return value

@@ -1,0 +1,62 @@
+"""The files of an evaluation run: predictions and judgements appended as they finish, read back to resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from repro.errors import DataError
+
+
+def read_done(path: Path, key: str = "id") -> dict[str, dict]:
+    """Lines already written to a run's JSONL file, by id; a torn last line (a kill mid-write) is ignored."""
+    if not path.is_file():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    done: dict[str, dict] = {}
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            if lineno == len(lines):
+                break
+            raise DataError(f"{path}:{lineno}: not valid JSON; remove the line or start a fresh run folder") from None
+        done[str(obj[key])] = obj
+    return done
+
+
+def drop_torn_tail(path: Path) -> None:
+    """Cut a last line without its newline (left by a kill), so appends start on a fresh line."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def read_predictions(path: str | Path, known_ids: set[str]) -> dict[str, str]:
+    """A user's predictions file: JSONL lines {"id", "prediction"}; bad JSON or an unknown id fails with file:line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: predictions file not found")
+    preds: dict[str, str] = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("id"), str | int):
+                raise DataError(f'{where}: expected {{"id": ..., "prediction": "..."}}')
+            item_id = str(obj["id"])
+            if not isinstance(obj.get("prediction"), str):
+                raise DataError(f"{where}: field 'prediction' must be a string (id {item_id})")
+            if item_id not in known_ids:
+                raise DataError(f"{where}: unknown id '{item_id}' (not among the selected evaluation items)")
+            preds[item_id] = obj["prediction"]
+    return preds
