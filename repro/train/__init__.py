@@ -1,0 +1,1 @@
+"""Training building blocks shared by every recipe: log-probs, batching, schedules, checkpoints."""
