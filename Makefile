@@ -10,12 +10,16 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 PIP_TORCH_FLAGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple,)
 
-.PHONY: help setup test lint smoke gpu-check reproduce-l1 clean
+.PHONY: help setup test lint smoke bench data model gpu-check reproduce-l1 clean
 
 help:
 	@echo "make setup         create .venv and install the kit (CPU build of torch) with its dev extra"
 	@echo "make test          set up if needed, then run the tests"
 	@echo "make lint          ruff check"
+	@echo "make smoke         every stage end to end, a few steps each, on the tiny random model (~2 min)"
+	@echo "make data          Loong-mini train (2000) and test (200) splits under data/loong-mini"
+	@echo "make model         the embedded default model (SmolLM2-135M-Instruct) under artifacts/"
+	@echo "make bench         SFT tokens/s and memory, chunked vs full log-probs -> bench/results.json"
 	@echo "make gpu-check     on a CUDA machine: load/train a small model each way the kit does (PYTHON=python3 to skip the venv)"
 	@echo "make reproduce-l1  the QwenLong-L1 job (arrives with the L1 stage)"
 
@@ -36,6 +40,19 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check repro tests data_scripts
+
+smoke: setup
+	$(VENV_PY) -m repro.smoke
+
+data: setup
+	$(VENV_PY) -m repro data loong-mini --out data/loong-mini --n 2000
+	$(VENV_PY) -m repro data loong-mini --out data/loong-mini --n 200 --split test --seed 1
+
+model: setup
+	$(VENV_PY) -m repro init-model recipes/tiny/base.yaml
+
+bench: model
+	$(VENV_PY) -m repro.bench
 
 gpu-check:
 	@if [ "$(PYTHON)" = "$(VENV_PY)" ]; then $(MAKE) --no-print-directory setup; fi

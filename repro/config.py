@@ -47,6 +47,30 @@ class ModelSection:
 
 
 @dataclass
+class TrainSection:
+    data: str = "data/loong-mini/train.jsonl"
+    sets: list[int] = field(default_factory=list)  # Loong length sets to train on (empty: all)
+    limit: int | None = None
+    max_seq_tokens: int = 1024  # a sample's prompt documents are dropped whole until it fits
+    micro_batch_tokens: int = 4096  # token budget of one micro-batch (padded size, or packed length)
+    micro_batch_size: int = 4  # at most this many samples in a micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step and process
+    epochs: int = 1
+    max_steps: int | None = None  # stop after this many optimizer steps (None: the epochs' worth)
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    schedule: Literal["cosine", "constant"] = "cosine"
+    min_lr_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    checkpoint_every: int = 50
+    keep_last: int = 2
+    logprob_chunk: int = 1024
+    pack: bool = False  # one row per micro-batch, position_ids restart per sample (flash-attention's path)
+    tensorboard: bool = False
+
+
+@dataclass
 class LoongMiniSection:
     # token range per length set; CPU default (Loong's own: 10-50K, 50-100K, 100-200K, 200-250K)
     set_ranges: dict[int, list[int]] = field(
@@ -99,6 +123,7 @@ class Recipe:
     seed: int = 0
     output_dir: str = "runs"
     model: ModelSection = field(default_factory=ModelSection)
+    train: TrainSection = field(default_factory=TrainSection)
     loong_mini: LoongMiniSection = field(default_factory=LoongMiniSection)
     eval: EvalSection = field(default_factory=EvalSection)
 

@@ -1,0 +1,153 @@
+"""`make bench`: SFT throughput and memory on the embedded default, chunked vs full log-prob memory; medians."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results.json"
+DEFAULT_MODEL = "artifacts/smollm2-135m-instruct"
+
+
+def _peak_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def sft_case(model_dir: str, seq: int, checkpointing: bool, steps: int) -> dict:
+    """One LoRA SFT step after another on `seq` tokens; tokens/s is the median over the timed steps."""
+    from repro.config import ModelSection
+    from repro.modeling import load_model
+    from repro.train.logprobs import chunked_cross_entropy
+
+    loaded = load_model(ModelSection(source=model_dir, gradient_checkpointing=checkpointing))
+    model, device = loaded.model, loaded.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    base_mib = _peak_mib(device)
+    ids = torch.randint(0, model.config.vocab_size, (1, seq), generator=torch.Generator().manual_seed(0)).to(device)
+    mask = torch.ones_like(ids)
+    times = []
+    for i in range(steps + 1):
+        start = time.perf_counter()
+        loss, n = chunked_cross_entropy(model, ids, mask, ids)
+        (loss / n).backward()
+        model.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i > 0:  # the first step warms up allocator and kernels
+            times.append(time.perf_counter() - start)
+    step_s = statistics.median(times)
+    return {
+        "tokens_per_s": round(seq / step_s, 1),
+        "step_s": round(step_s, 3),
+        "peak_mib": round(_peak_mib(device), 1),
+        "model_mib": round(base_mib, 1),
+        "steps": steps,
+    }
+
+
+def logprob_case(chunked: bool, tokens: int, vocab: int, hidden: int, repeats: int) -> dict:
+    """Forward + backward of next-token log-probs over `tokens` positions; peak memory above the inputs."""
+    from repro.train.logprobs import token_logprobs
+
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(1, tokens, hidden, generator=gen, requires_grad=True)
+    w = (torch.randn(vocab, hidden, generator=gen) * 0.02).requires_grad_()
+    targets = torch.randint(0, vocab, (1, tokens), generator=gen)
+    before = _peak_mib(torch.device("cpu"))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        if chunked:
+            lp = token_logprobs(h, w, targets, chunk_size=1024)
+        else:
+            lp = torch.log_softmax((h @ w.T).float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        lp.sum().backward()
+        h.grad = w.grad = None
+        times.append(time.perf_counter() - start)
+    return {
+        "seconds": round(statistics.median(times), 3),
+        "peak_mib_above_inputs": round(_peak_mib(torch.device("cpu")) - before, 1),
+    }
+
+
+def _run_worker(args: list[str]) -> dict:
+    res = subprocess.run(
+        [sys.executable, "-m", "repro.bench", "--worker", *args], capture_output=True, text=True, cwd=REPO
+    )
+    if res.returncode != 0:
+        raise SystemExit(f"bench worker {' '.join(args)} failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--steps", type=int, default=3, help="timed SFT steps per case (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed log-prob passes per case (median)")
+    opts = parser.parse_args()
+    if opts.worker is not None:
+        kind, *rest = opts.worker
+        if kind == "sft":
+            out = sft_case(rest[0], int(rest[1]), rest[2] == "1", int(rest[3]))
+        else:
+            out = logprob_case(rest[0] == "1", int(rest[1]), int(rest[2]), int(rest[3]), int(rest[4]))
+        print(json.dumps(out))
+        return 0
+    if not (REPO / opts.model / "config.json").is_file() and not Path(opts.model, "config.json").is_file():
+        print(
+            f"bench: model folder '{opts.model}' missing; run `repro init-model recipes/tiny/base.yaml`",
+            file=sys.stderr,
+        )
+        return 2
+    rows = []
+    # each case in its own process, so its peak memory is its own
+    for seq in (1024, 4096):
+        for ckpt in (False, True):
+            result = _run_worker(["sft", opts.model, str(seq), "1" if ckpt else "0", str(opts.steps)])
+            rows.append({"case": f"SFT LoRA {seq} tokens" + (", grad. checkpointing" if ckpt else ""), **result})
+            print(json.dumps(rows[-1]), flush=True)
+    for chunked in (False, True):
+        result = _run_worker(["logprobs", "1" if chunked else "0", "8192", "32768", "576", str(opts.repeats)])
+        rows.append({"case": "log-probs 8K x 32K vocab, " + ("chunked (1024)" if chunked else "full logits"), **result})
+        print(json.dumps(rows[-1]), flush=True)
+    meta = {
+        "machine": platform.machine(),
+        "cpus": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "model": opts.model,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    print(format_table(rows))
+    print(f"written to {RESULTS.relative_to(REPO)}")
+    return 0
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [f"{'case':<48} {'tokens/s':>9} {'step s':>8} {'time s':>8} {'peak MiB':>10}", "-" * 87]
+    for r in rows:
+        peak = r.get("peak_mib", r.get("peak_mib_above_inputs"))
+        lines.append(
+            f"{r['case']:<48} {r.get('tokens_per_s', '-')!s:>9} {r.get('step_s', '-')!s:>8} "
+            f"{r.get('seconds', '-')!s:>8} {peak!s:>10}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""`repro sft`: QwenLong-L1's warm-up SFT on (documents, question) -> reasoning + answer, through the shared loop."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from repro.config import Recipe, recipe_to_yaml
+from repro.data.schema import read_records
+from repro.errors import DataError
+from repro.fsio import atomic_write_text
+from repro.l1.sft_data import IGNORE, SftSample, build_sft_sample
+from repro.train.batching import pack_batch, pad_batch
+from repro.train.dist import DistInfo
+from repro.train.logprobs import chunked_cross_entropy
+from repro.train.loop import TrainResult, TrainTask, train
+
+log = logging.getLogger("repro.sft")
+
+
+def load_sft_samples(recipe: Recipe, tokenizer: Any) -> list[SftSample]:
+    cfg = recipe.train
+    records = read_records(cfg.data).records
+    records = [r for r in records if r.reasoning and (not cfg.sets or r.length_set in cfg.sets)]
+    if cfg.limit is not None:
+        records = records[: cfg.limit]
+    if not records:
+        raise DataError(f"{cfg.data}: no record with a reasoning trace to train on (field 'reasoning')")
+    samples, too_long = [], 0
+    for record in records:
+        sample = build_sft_sample(record, tokenizer, cfg.max_seq_tokens)
+        if len(sample) > cfg.max_seq_tokens:
+            too_long += 1  # the response alone does not fit
+            continue
+        samples.append(sample)
+    if too_long:
+        log.warning(
+            "%d samples skipped: their response alone exceeds train.max_seq_tokens=%d", too_long, cfg.max_seq_tokens
+        )
+    if not samples:
+        raise DataError(f"{cfg.data}: no sample fits train.max_seq_tokens={cfg.max_seq_tokens}")
+    return samples
+
+
+def sft_task(samples: list[SftSample], recipe: Recipe, pad_id: int) -> TrainTask:
+    cfg = recipe.train
+
+    def collate(indices: list[int]) -> dict[str, torch.Tensor]:
+        seqs = [samples[i].input_ids for i in indices]
+        labels = [samples[i].labels for i in indices]
+        return pack_batch(seqs, labels) if cfg.pack else pad_batch(seqs, pad_id, labels, side="right")
+
+    def loss(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return chunked_cross_entropy(
+            model,
+            batch["input_ids"],
+            batch.get("attention_mask"),
+            batch["labels"],
+            chunk_size=cfg.logprob_chunk,
+            position_ids=batch.get("position_ids"),
+        )
+
+    def count_units(batch: dict[str, torch.Tensor]) -> int:
+        return int((batch["labels"][:, 1:] != IGNORE).sum())  # next-token targets: the first label is never one
+
+    return TrainTask(lengths=[len(s) for s in samples], collate=collate, loss=loss, count_units=count_units)
+
+
+def run_sft(recipe: Recipe, run_dir: Path, dist: DistInfo, resume: bool = False) -> TrainResult:
+    from repro.modeling import load_model
+
+    torch.manual_seed(recipe.seed)  # LoRA's initial A matrices: the same on every rank and every resume
+    loaded = load_model(recipe.model, training=True)
+    samples = load_sft_samples(recipe, loaded.tokenizer)
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
+        n_tokens = sum(len(s) for s in samples)
+        log.info("%d SFT samples, %d tokens, into %s", len(samples), n_tokens, run_dir)
+    task = sft_task(samples, recipe, loaded.tokenizer.pad_token_id)
+    result = train(
+        loaded.model, task, recipe.train, run_dir, dist, loaded.device, loaded.dtype, recipe.seed, resume=resume
+    )
+    if dist.is_main:
+        save_final(loaded.model, loaded.tokenizer, run_dir / "final")
+    return result
+
+
+def save_final(model: Any, tokenizer: Any, out: Path) -> None:
+    """The trained adapters (or full weights) and the tokenizer, as `from_pretrained` / peft can load them."""
+    tmp = out.with_name(out.name + ".tmp")
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    tmp.rename(out)

@@ -1,0 +1,67 @@
+"""`make smoke`: every stage end to end through the real CLI, a few steps each, on the tiny random model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from repro.tiny import build_tiny_model
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _repro(*args: str) -> None:
+    started = time.time()
+    cmd = [sys.executable, "-m", "repro", *args]
+    print(f"$ repro {' '.join(args)}", flush=True)
+    res = subprocess.run(cmd, cwd=REPO, env=dict(os.environ, HF_HUB_OFFLINE="1"), capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.stderr.write(res.stdout[-3000:] + res.stderr[-3000:])
+        raise SystemExit(f"smoke: `repro {args[0]}` failed with exit code {res.returncode}")
+    for line in res.stdout.strip().splitlines()[-2:]:
+        print(f"  {line}")
+    print(f"  ({time.time() - started:.1f} s)", flush=True)
+
+
+def main() -> int:
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="repro-smoke-") as tmp:
+        root = Path(tmp)
+        model = build_tiny_model(root / "tiny-model")
+        data = root / "data"
+        _repro("data", "loong-mini", "--out", str(data), "--n", "16", "--sets", "1")
+        _repro("data", "loong-mini", "--out", str(data), "--n", "8", "--split", "test", "--seed", "1")
+        sft_run = root / "sft"
+        _repro(
+            "sft",
+            "recipes/tiny/l1_sft.yaml",
+            f"model.source={model}",
+            f"train.data={data / 'train.jsonl'}",
+            "train.limit=8",
+            "train.max_steps=3",
+            "train.max_seq_tokens=4096",
+            "train.micro_batch_tokens=8192",
+            "--out",
+            str(sft_run),
+        )
+        _repro("export", str(sft_run), "--out", str(root / "sft-merged"))
+        _repro(
+            "eval",
+            "loong",
+            "recipes/tiny/loong_eval.yaml",
+            f"model.source={root / 'sft-merged'}",
+            f"eval.data={data / 'test.jsonl'}",
+            "eval.generation.max_new_tokens=8",
+            "--out",
+            str(root / "eval"),
+        )
+    print(f"smoke: every stage ran in {time.time() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Warm-up SFT through the shared loop: loss mask, resume, 2 processes = 1, 4-bit, NaN guard, export."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from repro.config import load_recipe
+from repro.data.loong_mini import generate
+from repro.data.schema import Doc, Record, write_records
+from repro.l1 import sft as sft_module
+from repro.l1.sft import run_sft
+from repro.l1.sft_data import IGNORE, build_sft_sample
+from repro.modeling import load_tokenizer
+from repro.train.dist import DistInfo
+from repro.train.loop import TrainingDiverged
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def train_data(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sft-data") / "train.jsonl"
+    write_records(path, generate(8, seed=2, sets=(1,)))
+    return path
+
+
+def sft_recipe(tmp_path, model_dir, data, *overrides):
+    path = tmp_path / "sft.yaml"
+    path.write_text(
+        f"seed: 0\nmodel:\n  source: {model_dir}\n  lora:\n    r: 4\n    alpha: 8\n    dropout: 0.0\n"
+        f"train:\n  data: {data}\n  limit: 4\n  max_seq_tokens: 4096\n  micro_batch_tokens: 16384\n"
+        "  micro_batch_size: 2\n  lr: 1.0e-3\n  schedule: constant\n  checkpoint_every: 1\n  keep_last: 10\n"
+    )
+    return load_recipe(path, list(overrides))
+
+
+def adapter_weights(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
+    return load_file(run_dir / "checkpoints" / f"step-{step:06d}" / "adapter.safetensors")
+
+
+def test_loss_mask_covers_the_response_only(tiny_model_dir):
+    tok = load_tokenizer(load_recipe(REPO / "recipes/tiny/base.yaml", [f"model.source={tiny_model_dir}"]).model)
+    record = Record(
+        id="r1",
+        source="hand",
+        task="spotlight",
+        docs=[Doc("Report", "Acme revenue was 12.")],
+        question="What was Acme's revenue?",
+        answer="12",
+        reasoning="Acme's report gives 12. Therefore, the answer is 12.",
+    )
+    sample = build_sft_sample(record, tok, max_seq_tokens=512)
+    prompt_text = (
+        "<|im_start|>user\nPlease read the following text and answer the question below.\n\n"
+        "<text>\nAcme revenue was 12.\n</text>\n\nWhat was Acme's revenue?\n\n"
+        'Format your response as follows: "Therefore, the answer is (insert answer here)".<|im_end|>\n'
+        "<|im_start|>assistant\n"
+    )
+    n_prompt = len(tok(prompt_text, add_special_tokens=False)["input_ids"])
+    assert sample.labels[:n_prompt] == [IGNORE] * n_prompt
+    assert all(label != IGNORE for label in sample.labels[n_prompt:])
+    assert sample.labels[n_prompt:] == sample.input_ids[n_prompt:]
+    assert tok.decode(sample.input_ids[n_prompt:]) == "Acme's report gives 12. Therefore, the answer is 12.<|im_end|>\n"
+    assert tok.decode(sample.input_ids[:n_prompt]) == prompt_text
+
+
+def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tiny_model_dir, train_data, tmp_path, monkeypatch):
+    recipe = sft_recipe(tmp_path, tiny_model_dir, train_data, "train.limit=8", "train.epochs=2")
+    full = run_sft(recipe, tmp_path / "full", DistInfo())
+    assert full.steps == 8  # 8 samples / 2 per micro-batch, 2 epochs
+
+    import repro.train.loop as loop
+
+    real_save = loop.save_checkpoint
+
+    def killed_after_step_3(run_dir, step, *args, **kwargs):
+        path = real_save(run_dir, step, *args, **kwargs)
+        if step == 3:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(loop, "save_checkpoint", killed_after_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        run_sft(recipe, tmp_path / "cut", DistInfo())
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    resumed = run_sft(recipe, tmp_path / "cut", DistInfo(), resume=True)
+    assert resumed.steps == 8
+    a, b = adapter_weights(tmp_path / "full", 8), adapter_weights(tmp_path / "cut", 8)
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=0, rtol=0)
+    full_log = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
+    cut_log = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    strip = lambda line: line.split(', "tokens_per_s"')[0]  # noqa: E731 (timings differ, the rest must not)
+    assert [strip(x) for x in cut_log] == [strip(x) for x in full_log]
+
+
+def test_two_processes_step_like_one_with_twice_the_batch(tiny_model_dir, train_data, tmp_path):
+    common = [
+        f"model.source={tiny_model_dir}",
+        f"train.data={train_data}",
+        "train.limit=4",
+        "train.max_steps=1",
+        "train.lr=1.0e-2",
+        "model.lora.dropout=0.0",
+        "train.max_seq_tokens=4096",
+        "train.micro_batch_tokens=65536",
+    ]
+    recipe = REPO / "recipes" / "tiny" / "l1_sft.yaml"
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    runs = {"one": ("train.micro_batch_size=4", "1"), "two": ("train.micro_batch_size=2", "2")}
+    for name, (batch, nproc) in runs.items():
+        cmd = [sys.executable, "-m", "repro", "sft", str(recipe), *common, batch, "--out", str(tmp_path / name)]
+        res = subprocess.run(cmd + ["--nproc", nproc], capture_output=True, text=True, env=env, cwd=REPO)
+        assert res.returncode == 0, res.stderr[-2000:]
+    one, two = adapter_weights(tmp_path / "one", 1), adapter_weights(tmp_path / "two", 1)
+    # LoRA's B matrices start at zero: after the step they must not be, or the comparison says nothing
+    assert all(one[k].abs().max() > 0 for k in one if "lora_B" in k)
+    for name in one:
+        torch.testing.assert_close(one[name], two[name], atol=1e-5, rtol=0)
+
+
+def test_a_4bit_lora_sft_step_on_cpu(tiny_model_dir, train_data, tmp_path):
+    recipe = sft_recipe(tmp_path, tiny_model_dir, train_data, "model.quant.load_in_4bit=true", "train.max_steps=2")
+    result = run_sft(recipe, tmp_path / "run", DistInfo())
+    assert result.steps == 2 and result.final_loss is not None and torch.isfinite(torch.tensor(result.final_loss))
+    first, second = adapter_weights(tmp_path / "run", 1), adapter_weights(tmp_path / "run", 2)
+    assert any(not torch.equal(first[k], second[k]) for k in first), "the second step changed the adapters"
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_model_dir, train_data, tmp_path, monkeypatch):
+    recipe = sft_recipe(tmp_path, tiny_model_dir, train_data, "train.max_steps=3")
+    real_task = sft_module.sft_task
+    calls = {"n": 0}
+
+    def task_with_a_nan(*args, **kwargs):
+        task = real_task(*args, **kwargs)
+        real_loss = task.loss
+
+        def loss(model, batch):
+            calls["n"] += 1
+            value, n = real_loss(model, batch)
+            return (value * float("nan") if calls["n"] == 2 else value), n
+
+        task.loss = loss
+        return task
+
+    monkeypatch.setattr(sft_module, "sft_task", task_with_a_nan)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 2.*step-000001"):
+        run_sft(recipe, tmp_path / "run", DistInfo())
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert kept == ["step-000001"]
+    assert all(torch.isfinite(t).all() for t in adapter_weights(tmp_path / "run", 1).values())
+
+
+def test_export_merges_to_the_adapter_models_logits(tiny_model_dir, train_data, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from repro.export import export_run
+
+    recipe = sft_recipe(tmp_path, tiny_model_dir, train_data, "train.max_steps=2", "train.lr=5.0e-2")
+    run_sft(recipe, tmp_path / "run", DistInfo())
+    merged_dir = export_run(tmp_path / "run", tmp_path / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir).eval()
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    adapted = PeftModel.from_pretrained(base, tmp_path / "run" / "final").eval()
+    ids = torch.randint(0, merged.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        merged_logits, adapter_logits = merged(input_ids=ids).logits, adapted(input_ids=ids).logits
+        with adapted.disable_adapter():
+            base_logits = adapted(input_ids=ids).logits
+    assert (adapter_logits - base_logits).abs().max() > 1e-4, "training moved the model"
+    torch.testing.assert_close(merged_logits, adapter_logits, atol=1e-4, rtol=1e-4)
+    assert not any(name.startswith("base_model") for name in merged.state_dict())
