@@ -74,6 +74,39 @@ def model_checks(model_dir: str) -> list[tuple[str, Callable[[], tuple[float, fl
     return [(name, lambda cfg=cfg: _train_step_timing(cfg)) for name, cfg in checks]
 
 
+def sft_loop_check(model_dir: str, workdir: str) -> tuple[float, float]:
+    """Warm-up SFT through the shared loop (bf16 autocast, LoRA, chunked log-probs) on a little Loong-mini."""
+    import json
+    from pathlib import Path
+
+    from repro.config import Recipe, TrainSection
+    from repro.data.loong_mini import generate
+    from repro.data.schema import write_records
+    from repro.l1.sft import run_sft
+    from repro.train.dist import DistInfo
+
+    data = Path(workdir) / "train.jsonl"
+    write_records(data, generate(32, seed=0, sets=(1,)))
+    recipe = Recipe(
+        name="gpu-check-sft",
+        model=ModelSection(source=model_dir, dtype="bfloat16", attention="auto"),
+        train=TrainSection(
+            data=str(data),
+            max_seq_tokens=8192,
+            micro_batch_tokens=32768,
+            micro_batch_size=4,
+            max_steps=6,
+            checkpoint_every=6,
+        ),
+    )
+    torch.cuda.reset_peak_memory_stats()
+    run_dir = Path(workdir) / "sft-run"
+    run_sft(recipe, run_dir, DistInfo())
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    ms = statistics.median(1000 * r["tokens"] / r["tokens_per_s"] for r in rows[1:])
+    return ms, torch.cuda.max_memory_allocated() / 2**20
+
+
 def run_checks(checks: list[tuple[str, Callable[[], tuple[float, float]]]]) -> list[Row]:
     rows = []
     for name, check in checks:
@@ -104,7 +137,9 @@ def main() -> int:
     print(f"random Qwen2 (hidden 512, 8 layers), batch {BATCH} x {SEQ} tokens, median of {REPEATS} steps\n")
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = str(build_tiny_model(tmp, hidden=512, layers=8))
-        rows = run_checks(model_checks(model_dir))
+        checks = model_checks(model_dir)
+        checks.append(("SFT loop: bf16 autocast + LoRA, Loong-mini", lambda: sft_loop_check(model_dir, tmp)))
+        rows = run_checks(checks)
     print(format_table(rows))
     return 1 if any(r.result != "ok" for r in rows) else 0
 

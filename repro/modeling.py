@@ -6,23 +6,20 @@ import contextlib
 import importlib.util
 import logging
 import os
-import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import torch
 
 from repro.config import ModelSection
 from repro.errors import ModelError
+from repro.hub import hub_reachable, looks_like_hub_id
 
 log = logging.getLogger("repro.modeling")
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass
@@ -99,12 +96,12 @@ def resolve_source(source: str) -> str:
             raise ModelError(f"model.source: folder '{source}' has no config.json; point it at a HF model folder")
         return str(path)
     looks_local = source.startswith((".", "/", "~")) or source.count("/") != 1 or Path(source.split("/")[0]).is_dir()
-    if looks_local or not _HUB_ID.match(source):
+    if looks_local or not looks_like_hub_id(source):
         raise ModelError(
             f"model.source: local folder '{source}' not found; run `repro init-model recipes/tiny/base.yaml` "
             "for the offline default, or give a HF model folder or hub id"
         )
-    if _in_hub_cache(source) or _hub_reachable():
+    if _in_hub_cache(source) or hub_reachable():
         return source
     raise ModelError(
         f"model.source: cannot reach the hub for '{source}' (offline?) and it is not in the local cache; "
@@ -119,17 +116,6 @@ def _in_hub_cache(repo_id: str) -> bool:
 
         return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
     except Exception:
-        return False
-
-
-def _hub_reachable(timeout_s: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        with socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout_s):
-            return True
-    except OSError:
         return False
 
 

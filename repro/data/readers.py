@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from repro.errors import DataError
+from repro.hub import hub_reachable, looks_like_hub_id
 
 Row = tuple[str, dict]
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 # Keys under which a .json file may hold its list of rows when it is an object rather than a list.
 _LIST_KEYS = ("data", "rows", "records", "examples", "items", "instances")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def read_rows(src: str, split: str | None = None) -> list[Row]:
@@ -30,7 +29,7 @@ def read_rows(src: str, split: str | None = None) -> list[Row]:
     if path.is_dir():
         return _read_dir(path, split)
     # "org/name" is a hub id unless it names a suffix we read or its first part is a local folder (a typo)
-    if _HUB_ID.match(src) and not src.endswith(SUFFIXES) and not Path(src.split("/")[0]).is_dir():
+    if looks_like_hub_id(src) and not src.endswith(SUFFIXES) and not Path(src.split("/")[0]).is_dir():
         return _read_hub(src, split or "train")
     raise DataError(f"{src}: data file not found (give a .jsonl, .json or .parquet file, or a hub id org/name)")
 
@@ -117,6 +116,8 @@ def _read_hub(dataset_id: str, split: str) -> list[Row]:
     import datasets
 
     local_hint = "download it elsewhere and pass the local .parquet/.jsonl path"
+    if not hub_reachable():
+        raise DataError(f"cannot reach the hub for dataset '{dataset_id}' (offline?): {local_hint}")
     try:
         ds = datasets.load_dataset(dataset_id, split=split)
     except (ConnectionError, TimeoutError) as exc:
