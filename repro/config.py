@@ -50,6 +50,7 @@ class ModelSection:
 class TrainSection:
     data: str = "data/loong-mini/train.jsonl"
     sets: list[int] = field(default_factory=list)  # Loong length sets to train on (empty: all)
+    tasks: list[str] = field(default_factory=list)  # tasks to train on (empty: all)
     limit: int | None = None
     max_seq_tokens: int = 1024  # a sample's prompt documents are dropped whole until it fits
     micro_batch_tokens: int = 4096  # token budget of one micro-batch (padded size, or packed length)

@@ -72,24 +72,26 @@ def test_loss_mask_covers_the_response_only(tiny_model_dir):
 
 
 def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tiny_model_dir, train_data, tmp_path, monkeypatch):
-    recipe = sft_recipe(tmp_path, tiny_model_dir, train_data, "train.limit=8", "train.epochs=2")
+    recipe = sft_recipe(
+        tmp_path, tiny_model_dir, train_data, "train.limit=8", "train.epochs=2", "train.checkpoint_every=3"
+    )
     full = run_sft(recipe, tmp_path / "full", DistInfo())
     assert full.steps == 8  # 8 samples / 2 per micro-batch, 2 epochs
 
     import repro.train.loop as loop
 
-    real_save = loop.save_checkpoint
+    real_append = loop.append_jsonl
 
-    def killed_after_step_3(run_dir, step, *args, **kwargs):
-        path = real_save(run_dir, step, *args, **kwargs)
-        if step == 3:
+    def killed_after_step_4(path, row):
+        real_append(path, row)  # step 4 is logged, but its checkpoint (every 3 steps here) never comes
+        if row["step"] == 4:
             raise KeyboardInterrupt
-        return path
 
-    monkeypatch.setattr(loop, "save_checkpoint", killed_after_step_3)
+    monkeypatch.setattr(loop, "append_jsonl", killed_after_step_4)
     with pytest.raises(KeyboardInterrupt):
         run_sft(recipe, tmp_path / "cut", DistInfo())
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    monkeypatch.setattr(loop, "append_jsonl", real_append)
+    assert sorted(p.name for p in (tmp_path / "cut" / "checkpoints").iterdir())[-1] == "step-000003"
     resumed = run_sft(recipe, tmp_path / "cut", DistInfo(), resume=True)
     assert resumed.steps == 8
     a, b = adapter_weights(tmp_path / "full", 8), adapter_weights(tmp_path / "cut", 8)

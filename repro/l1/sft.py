@@ -24,7 +24,11 @@ log = logging.getLogger("repro.sft")
 def load_sft_samples(recipe: Recipe, tokenizer: Any) -> list[SftSample]:
     cfg = recipe.train
     records = read_records(cfg.data).records
-    records = [r for r in records if r.reasoning and (not cfg.sets or r.length_set in cfg.sets)]
+    records = [
+        r
+        for r in records
+        if r.reasoning and (not cfg.sets or r.length_set in cfg.sets) and (not cfg.tasks or r.task in cfg.tasks)
+    ]
     if cfg.limit is not None:
         records = records[: cfg.limit]
     if not records:

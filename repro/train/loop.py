@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import random
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from repro.config import TrainSection
 from repro.errors import ReproError
-from repro.fsio import append_jsonl
+from repro.fsio import append_jsonl, atomic_write_text
 from repro.train.batching import shard_for_rank, token_budget_batches
 from repro.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from repro.train.dist import DistInfo, all_reduce_sum, barrier
@@ -117,6 +118,8 @@ def train(
     if resume and (ckpt := latest_checkpoint(run_dir)) is not None:
         step = load_checkpoint(ckpt, model, optimizer, scheduler)["step"]
         log.info("resumed from %s (step %d of %d)", ckpt, step, total)
+        if dist.is_main:
+            _truncate_metrics(run_dir / "metrics.jsonl", step)
     wrapped = _wrap_ddp(model, dist, device)
     writer = _tensorboard(run_dir) if cfg.tensorboard and dist.is_main else None
     bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not dist.is_main, file=sys.stderr)
@@ -184,6 +187,20 @@ def train(
     if writer:
         writer.close()
     return TrainResult(steps=step, final_loss=last_loss, run_dir=run_dir)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop the rows of steps after the checkpoint: the resumed run logs them again."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            break  # a torn last line from the kill
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def _real_tokens(batch: dict[str, torch.Tensor]) -> int:
