@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from repro.data.jsonl import decode_line, jsonl_lines
 from repro.errors import DataError
 from repro.hub import hub_reachable, looks_like_hub_id
 
@@ -65,21 +66,7 @@ def _as_row(obj: Any, where: str) -> dict:
 
 
 def _read_jsonl(path: Path) -> list[Row]:
-    rows: list[Row] = []
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-                rows.append((where, _as_row(obj, where)))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    return rows
+    return [(where, _as_row(decode_line(line, where), where)) for where, line in jsonl_lines(path)]
 
 
 def _read_json(path: Path) -> list[Row]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.data.fields import bad as field_error
+from repro.data.jsonl import decode_line, jsonl_lines
 from repro.errors import DataError
 from repro.fsio import atomic_write_text
 
@@ -146,21 +147,13 @@ def read_records(path: str | Path, skip_bad: bool = False) -> ReadResult:
     if not path.is_file():
         raise DataError(f"{path}: data file not found (make one with `repro data loong-mini --out DIR`)")
     records, skipped = [], 0
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-                records.append(parse_record(obj, where))
-            except DataError:
-                if not skip_bad:
-                    raise
-                skipped += 1
+    for where, line in jsonl_lines(path):
+        try:
+            records.append(parse_record(decode_line(line, where), where))
+        except DataError:
+            if not skip_bad:
+                raise
+            skipped += 1
     return ReadResult(records=records, skipped=skipped)
 
 

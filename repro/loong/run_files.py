@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from repro.data.jsonl import decode_line, jsonl_lines
 from repro.errors import DataError
 
 
@@ -42,21 +43,14 @@ def read_predictions(path: str | Path, known_ids: set[str]) -> dict[str, str]:
     if not path.is_file():
         raise DataError(f"{path}: predictions file not found")
     preds: dict[str, str] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("id"), str | int):
-                raise DataError(f'{where}: expected {{"id": ..., "prediction": "..."}}')
-            item_id = str(obj["id"])
-            if not isinstance(obj.get("prediction"), str):
-                raise DataError(f"{where}: field 'prediction' must be a string (id {item_id})")
-            if item_id not in known_ids:
-                raise DataError(f"{where}: unknown id '{item_id}' (not among the selected evaluation items)")
-            preds[item_id] = obj["prediction"]
+    for where, line in jsonl_lines(path):
+        obj = decode_line(line, where)
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str | int):
+            raise DataError(f'{where}: expected {{"id": ..., "prediction": "..."}}')
+        item_id = str(obj["id"])
+        if not isinstance(obj.get("prediction"), str):
+            raise DataError(f"{where}: field 'prediction' must be a string (id {item_id})")
+        if item_id not in known_ids:
+            raise DataError(f"{where}: unknown id '{item_id}' (not among the selected evaluation items)")
+        preds[item_id] = obj["prediction"]
     return preds
