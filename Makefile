@@ -21,7 +21,7 @@ help:
 	@echo "make model         the embedded default model (SmolLM2-135M-Instruct) under artifacts/"
 	@echo "make bench         SFT tokens/s and memory, chunked vs full log-probs -> bench/results.json"
 	@echo "make gpu-check     on a CUDA machine: load/train a small model each way the kit does (PYTHON=python3 to skip the venv)"
-	@echo "make reproduce-l1  the QwenLong-L1 job (arrives with the L1 stage)"
+	@echo "make reproduce-l1  the QwenLong-L1 job (arrives with its RL stage)"
 
 setup: $(STAMP)
 
@@ -59,7 +59,7 @@ gpu-check:
 	$(PYTHON) -m repro.gpu_check
 
 reproduce-l1:
-	@echo "make reproduce-l1 arrives with the QwenLong-L1 stage (warm-up SFT + phased RL); not yet in this kit." >&2
+	@echo "make reproduce-l1 arrives with the QwenLong-L1 phased RL stage; warm-up SFT is here: repro sft recipes/tiny/l1_sft.yaml" >&2
 	@exit 2
 
 clean:

@@ -10,6 +10,7 @@ import warnings
 
 import typer
 
+from repro.data.cli import data_app
 from repro.errors import ReproError
 
 app = typer.Typer(
@@ -19,11 +20,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(help="Inspect recipes.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
-from repro.data.cli import data_app  # noqa: E402
-
-app.add_typer(data_app, name="data")
 eval_app = typer.Typer(help="Evaluate models on benchmarks.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 
 RECIPE_HELP = "Recipe YAML file, e.g. recipes/tiny/base.yaml."

@@ -239,3 +239,21 @@ def test_tiny_model_end_to_end_through_the_cli(tiny_model_dir, tmp_path, mini_da
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", "loong", str(recipe_file), "--out", str(tmp_path / "run")])
     assert exit_info.value.code == 2 and "--resume" in capsys.readouterr().err
+
+
+def test_cli_records_the_scores_in_a_model_card(tmp_path, mini_data, capsys):
+    records = loong_eval.select_records(make_recipe(tmp_path, mini_data).eval)
+    gold = write_preds(tmp_path / "gold.jsonl", records, lambda r: f"Therefore, the answer is {gold_text(r.answer)}")
+    card_dir = tmp_path / "model"
+    card_dir.mkdir()
+    (card_dir / "model_card.json").write_text(json.dumps({"name": "m", "scores": {"other": 1}}))
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text(f"eval:\n  data: {mini_data}\n")
+    args = ["eval", "loong", str(recipe_file), "--predictions", str(gold), "--out", str(tmp_path / "run")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args + ["--card", str(card_dir), "--card-key", "gold"])
+    assert exit_info.value.code in (0, None)
+    card = json.loads((card_dir / "model_card.json").read_text())
+    assert card["scores"]["other"] == 1  # other keys stay
+    assert (card["scores"]["gold"]["avg_score"], card["scores"]["gold"]["n"]) == (100.0, 16)
+    assert card["scores"]["gold"]["by_set"]["1"]["perfect_rate"] == 1.0
