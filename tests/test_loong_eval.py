@@ -168,19 +168,17 @@ class JudgeServer:
         self.server.server_close()
 
 
+def llm_recipe(tmp_path, data, url, *extra):
+    """The test recipe judged by the local endpoint at `url`."""
+    judge = ["eval.judge=llm", "eval.llm_judge.backend=openai", f"eval.llm_judge.base_url={url}"]
+    return make_recipe(tmp_path, data, "unused", *judge, "eval.llm_judge.model=judge", *extra)
+
+
 def test_llm_judge_over_http(tmp_path, mini_data):
     records = loong_eval.select_records(make_recipe(tmp_path, mini_data).eval)
     preds = write_preds(tmp_path / "p.jsonl", records, lambda r: "Therefore, the answer is 42")
     with JudgeServer("The answer misses most items.\nRating: [[80]]") as url:
-        recipe = make_recipe(
-            tmp_path,
-            mini_data,
-            "unused",
-            "eval.judge=llm",
-            "eval.llm_judge.backend=openai",
-            f"eval.llm_judge.base_url={url}",
-            "eval.llm_judge.model=judge",
-        )
+        recipe = llm_recipe(tmp_path, mini_data, url)
         metrics = run_eval(recipe, tmp_path / "run", str(preds))
     assert (metrics["avg_score"], metrics["perfect_rate"], metrics["parse_rate"]) == (80.0, 0.0, 1.0)
 
@@ -189,15 +187,7 @@ def test_llm_judge_without_a_rating_counts_as_unparsed(tmp_path, mini_data):
     records = loong_eval.select_records(make_recipe(tmp_path, mini_data).eval)
     preds = write_preds(tmp_path / "p.jsonl", records, lambda r: "x")
     with JudgeServer("I cannot rate this.") as url:
-        recipe = make_recipe(
-            tmp_path,
-            mini_data,
-            "unused",
-            "eval.judge=llm",
-            "eval.llm_judge.backend=openai",
-            f"eval.llm_judge.base_url={url}",
-            "eval.llm_judge.model=judge",
-        )
+        recipe = llm_recipe(tmp_path, mini_data, url)
         metrics = run_eval(recipe, tmp_path / "run", str(preds))
     assert metrics["parse_rate"] == 0.0 and metrics["avg_score"] is None
 
@@ -206,17 +196,7 @@ def test_endpoint_down_keeps_the_predictions(tmp_path, mini_data):
     records = loong_eval.select_records(make_recipe(tmp_path, mini_data).eval)
     preds = write_preds(tmp_path / "p.jsonl", records, lambda r: "x")
     with JudgeServer(None) as url:
-        recipe = make_recipe(
-            tmp_path,
-            mini_data,
-            "unused",
-            "eval.judge=llm",
-            "eval.llm_judge.backend=openai",
-            f"eval.llm_judge.base_url={url}",
-            "eval.llm_judge.model=judge",
-            "eval.llm_judge.max_retries=1",
-            "eval.llm_judge.timeout_s=2",
-        )
+        recipe = llm_recipe(tmp_path, mini_data, url, "eval.llm_judge.max_retries=1", "eval.llm_judge.timeout_s=2")
         with pytest.raises(EndpointDown):
             run_eval(recipe, tmp_path / "run", str(preds))
     assert len((tmp_path / "run" / "predictions.jsonl").read_text().splitlines()) == len(records)
