@@ -41,6 +41,7 @@ def main() -> int:
             "recipes/tiny/l1_sft.yaml",
             f"model.source={model}",
             f"train.data={data / 'train.jsonl'}",
+            "train.tasks=[]",
             "train.limit=8",
             "train.max_steps=3",
             "train.max_seq_tokens=4096",

@@ -108,6 +108,7 @@ def test_two_processes_step_like_one_with_twice_the_batch(tiny_model_dir, train_
     common = [
         f"model.source={tiny_model_dir}",
         f"train.data={train_data}",
+        "train.tasks=[]",
         "train.limit=4",
         "train.max_steps=1",
         "train.lr=1.0e-2",
