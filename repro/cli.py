@@ -113,6 +113,8 @@ def sft_command(
     nproc: int = typer.Option(1, "--nproc", help="Processes: >1 re-launches itself under torchrun (DDP)."),
 ) -> None:
     """QwenLong-L1 warm-up SFT: prompt (documents + question) -> reasoning + answer, loss on the response."""
+    if nproc < 1:
+        raise ReproError(f"--nproc: expected 1 or more processes, got {nproc}")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         _relaunch_under_torchrun(nproc)
     from repro.config import load_recipe
@@ -126,7 +128,9 @@ def sft_command(
         result = run_sft(cfg, run_dir, dist, resume=resume)
     finally:
         teardown()
-    if dist.is_main:
+    if dist.is_main and result.final_loss is None:
+        typer.echo(f"nothing left to train: the run had finished its {result.steps} steps; run folder: {run_dir}")
+    elif dist.is_main:
         typer.echo(f"{result.steps} steps, final loss {result.final_loss:.4f}; run folder: {run_dir}")
 
 
@@ -179,13 +183,34 @@ def _relaunch_under_torchrun(nproc: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2 (REPRO_DEBUG=1: traceback)."""
+    from typer.exceptions import Abort, TyperException
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # deprecation notices from inside transformers/peft are for their maintainers, not the kit's users
     warnings.filterwarnings("ignore", category=FutureWarning)
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(args=argv, prog_name="repro", standalone_mode=True)
+        code = app(args=args, prog_name="repro", standalone_mode=False)
     except ReproError as exc:
         if os.environ.get("REPRO_DEBUG") == "1":
             traceback.print_exc()
-        print(f"repro: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(exc))
+    except TyperException as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `repro` or `repro data` alone: show the help
+            app(args=[*args, "--help"], prog_name="repro", standalone_mode=True)
+        command = ctx.command_path if ctx is not None else "repro"
+        _fail(f"{exc.format_message().rstrip('.')}; see {command} --help")
+    except Abort:
+        print("repro: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str) -> None:
+    """Print `repro: error: MESSAGE` as one line (any line breaks folded) and exit with code 2."""
+    from repro.progress import close_all_bars
+
+    close_all_bars()
+    print(f"repro: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -15,12 +16,56 @@ import yaml
 from repro.errors import ConfigError
 
 
+def _ranged(
+    default: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> Any:
+    """A field whose number (or each item of its list) must lie in [low, high]; open_* makes a bound strict."""
+    return field(default=default, metadata={"check": _range_check(low, high, open_low, open_high)})
+
+
+def _ranged_list(factory: Any, low: float | None = None, high: float | None = None) -> Any:
+    return field(default_factory=factory, metadata={"check": _range_check(low, high, False, False)})
+
+
+def _range_check(low: float | None, high: float | None, open_low: bool, open_high: bool) -> Any:
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if open_low else '>='} {low:g}")
+    if high is not None:
+        bounds.append(f"{'<' if open_high else '<='} {high:g}")
+    wanted = "must be " + " and ".join(bounds)
+
+    def check(value: Any) -> str | None:
+        for v in value if isinstance(value, list) else [value]:
+            if v is None:
+                continue
+            too_low = low is not None and (v <= low if open_low else v < low)
+            too_high = high is not None and (v >= high if open_high else v > high)
+            if too_low or too_high:
+                return f"{wanted}, got {v!r}"
+        return None
+
+    return check
+
+
+def _check_set_ranges(value: dict[int, list[int]]) -> str | None:
+    for key, span in value.items():
+        if key < 1 or len(span) != 2 or not 1 <= span[0] < span[1]:
+            return f"each set needs [low, high] token counts with 1 <= low < high, got {key}: {span}"
+    return None
+
+
 @dataclass
 class LoraSection:
     enabled: bool = True
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
+    r: int = _ranged(16, 1)
+    alpha: int = _ranged(32, 1)
+    dropout: float = _ranged(0.05, 0.0, 1.0, open_high=True)
     # "all-linear" = every linear layer but the LM head (peft's shortcut); else module name suffixes.
     target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
 
@@ -49,24 +94,24 @@ class ModelSection:
 @dataclass
 class TrainSection:
     data: str = "data/loong-mini/train.jsonl"
-    sets: list[int] = field(default_factory=list)  # Loong length sets to train on (empty: all)
+    sets: list[int] = _ranged_list(list, 1)  # Loong length sets to train on (empty: all)
     tasks: list[str] = field(default_factory=list)  # tasks to train on (empty: all)
-    limit: int | None = None
-    max_seq_tokens: int = 1024  # a sample's prompt documents are dropped whole until it fits
-    micro_batch_tokens: int = 4096  # token budget of one micro-batch (padded size, or packed length)
-    micro_batch_size: int = 4  # at most this many samples in a micro-batch
-    grad_accum: int = 1  # micro-batches per optimizer step and process
-    epochs: int = 1
-    max_steps: int | None = None  # stop after this many optimizer steps (None: the epochs' worth)
-    lr: float = 2e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
+    limit: int | None = _ranged(None, 1)
+    max_seq_tokens: int = _ranged(1024, 1)  # a sample's prompt documents are dropped whole until it fits
+    micro_batch_tokens: int = _ranged(4096, 1)  # token budget of one micro-batch (padded size, or packed length)
+    micro_batch_size: int = _ranged(4, 1)  # at most this many samples in a micro-batch
+    grad_accum: int = _ranged(1, 1)  # micro-batches per optimizer step and process
+    epochs: int = _ranged(1, 1)
+    max_steps: int | None = _ranged(None, 1)  # stop after this many optimizer steps (None: the epochs' worth)
+    lr: float = _ranged(2e-4, 0.0, open_low=True)
+    weight_decay: float = _ranged(0.0, 0.0)
+    warmup_steps: int = _ranged(0, 0)
     schedule: Literal["cosine", "constant"] = "cosine"
-    min_lr_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    checkpoint_every: int = 50
-    keep_last: int = 2
-    logprob_chunk: int = 1024
+    min_lr_ratio: float = _ranged(0.1, 0.0, 1.0)
+    max_grad_norm: float = _ranged(1.0, 0.0, open_low=True)
+    checkpoint_every: int = _ranged(50, 1)
+    keep_last: int = _ranged(2, 1)
+    logprob_chunk: int = _ranged(1024, 1)
     pack: bool = False  # one row per micro-batch, position_ids restart per sample (flash-attention's path)
     tensorboard: bool = False
 
@@ -75,20 +120,21 @@ class TrainSection:
 class LoongMiniSection:
     # token range per length set; CPU default (Loong's own: 10-50K, 50-100K, 100-200K, 200-250K)
     set_ranges: dict[int, list[int]] = field(
-        default_factory=lambda: {1: [250, 500], 2: [500, 1000], 3: [1000, 2000], 4: [2000, 4000]}
+        default_factory=lambda: {1: [250, 500], 2: [500, 1000], 3: [1000, 2000], 4: [2000, 4000]},
+        metadata={"check": _check_set_ranges},
     )
     # words: a word-count proxy (1.3 tokens a word); model: the recipe model's tokenizer
     count_tokens: Literal["words", "model"] = "words"
-    distractors: int = 0
+    distractors: int = _ranged(0, 0)
 
 
 @dataclass
 class GenerationSection:
-    max_new_tokens: int = 256
+    max_new_tokens: int = _ranged(256, 1)
     do_sample: bool = False
-    temperature: float = 0.7
-    top_p: float = 0.95
-    batch_size: int = 4
+    temperature: float = _ranged(0.7, 0.0, open_low=True)
+    top_p: float = _ranged(0.95, 0.0, 1.0, open_low=True)
+    batch_size: int = _ranged(4, 1)
 
 
 @dataclass
@@ -98,20 +144,20 @@ class LlmJudgeSection:
     model: str = ""
     base_url: str = ""
     api_key_env: str | None = None
-    timeout_s: float = 60.0
-    max_retries: int = 4
-    concurrency: int = 4
-    max_new_tokens: int = 256
+    timeout_s: float = _ranged(60.0, 0.0, open_low=True)
+    max_retries: int = _ranged(4, 0)
+    concurrency: int = _ranged(4, 1)
+    max_new_tokens: int = _ranged(256, 1)
 
 
 @dataclass
 class EvalSection:
     data: str = "data/loong-mini/test.jsonl"
     judge: Literal["rule", "llm"] = "rule"
-    sets: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    sets: list[int] = _ranged_list(lambda: [1, 2, 3, 4], 1)
     tasks: list[str] = field(default_factory=list)  # empty: every task
-    limit: int | None = None
-    max_input_tokens: int = 8192
+    limit: int | None = _ranged(None, 1)
+    max_input_tokens: int = _ranged(8192, 1)
     prompt_style: Literal["loong", "l1"] = "loong"
     shuffle_docs: bool = False
     generation: GenerationSection = field(default_factory=GenerationSection)
@@ -121,7 +167,7 @@ class EvalSection:
 @dataclass
 class Recipe:
     name: str = ""
-    seed: int = 0
+    seed: int = _ranged(0, 0)
     output_dir: str = "runs"
     model: ModelSection = field(default_factory=ModelSection)
     train: TrainSection = field(default_factory=TrainSection)
@@ -147,7 +193,12 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 
 def recipe_to_yaml(recipe: Recipe) -> str:
-    return yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False, default_flow_style=False)
+    """The resolved recipe as YAML, as run folders keep it; a judge URL's user:password@ is left out."""
+    from repro.redact import redact_url
+
+    data = dataclasses.asdict(recipe)
+    data["eval"]["llm_judge"]["base_url"] = redact_url(recipe.eval.llm_judge.base_url)
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 
 def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, dict[str, str]]:
@@ -171,11 +222,41 @@ def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, dict[str, str
     return merged, origin
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (plain YAML lets the later one win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool):
+                continue  # an unhashable key fails in the base constructor with its own message
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
-        raise ConfigError(f"{path}: recipe file not found (recipes live in recipes/, e.g. recipes/tiny/base.yaml)")
+        what = "is a folder, not a recipe file" if path.is_dir() else "recipe file not found"
+        raise ConfigError(f"{path}: {what} (recipes live in recipes/, e.g. recipes/tiny/base.yaml)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the recipe as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the recipe ({exc.strerror or exc})") from None
+    if not text.strip() or all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()):
+        raise ConfigError(f"{path}: recipe file is empty; give at least `extends: base.yaml` or one key")
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply to be a recipe") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
@@ -270,13 +351,18 @@ def _set_dotted(raw: dict, key: str, value: Any) -> None:
 
 def _build(cls: type, raw: dict, prefix: str, origin: dict[str, str], default_where: str) -> Any:
     hints = typing.get_type_hints(cls)
+    checks = {f.name: f.metadata.get("check") for f in dataclasses.fields(cls)}
     kwargs = {}
     for name, hint in hints.items():
         if name not in raw:
             continue
         dotted = f"{prefix}{name}"
         where = origin.get(dotted, default_where)
-        kwargs[name] = _coerce(raw[name], hint, dotted, where, origin, default_where)
+        value = _coerce(raw[name], hint, dotted, where, origin, default_where)
+        problem = checks[name](value) if checks[name] else None
+        if problem:
+            raise ConfigError(f"{where}: key '{dotted}': {problem}")
+        kwargs[name] = value
     return cls(**kwargs)
 
 
@@ -344,7 +430,7 @@ def _convert(value: Any, hint: Any) -> Any:
             raise TypeError
         return value
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise TypeError
         return float(value)
     if hint is str:
@@ -365,4 +451,6 @@ def _type_name(hint: Any) -> str:
         return "one of " + ", ".join(repr(a) for a in args)
     if origin is list:
         return f"a list of {_type_name(args[0])}" if args else "a list"
+    if hint is float:
+        return "a finite number"
     return getattr(hint, "__name__", str(hint))

@@ -10,6 +10,7 @@ import torch
 
 from repro.config import load_recipe
 from repro.errors import ReproError
+from repro.fsio import swap_folder
 
 
 def export_run(run_dir: str | Path, out: str | Path, dtype: str = "auto") -> Path:
@@ -40,9 +41,7 @@ def export_run(run_dir: str | Path, out: str | Path, dtype: str = "auto") -> Pat
         shutil.rmtree(tmp)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    swap_folder(tmp, out)
     return out
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.errors import ModelError
-from repro.fsio import atomic_write_json
+from repro.fsio import atomic_write_json, make_tree_readable, swap_folder
 
 log = logging.getLogger("repro.init_model")
 
@@ -85,8 +85,8 @@ def init_model(
                 parameters = convert_gguf(gguf, build)
                 sanity_generate(build)
             atomic_write_json(build / CARD_NAME, _card(parameters))
-            _make_readable(build)
-            _swap_into_place(build, target)
+            make_tree_readable(build)
+            swap_folder(build, target)
         finally:
             shutil.rmtree(gguf_dir, ignore_errors=True)
             shutil.rmtree(build, ignore_errors=True)
@@ -331,24 +331,6 @@ def _check_replaceable(target: Path) -> None:
         raise ModelError(f"init-model: {target} exists and is not a folder; choose another target")
     if target.is_dir() and any(target.iterdir()) and not (target / CARD_NAME).is_file():
         raise ModelError(f"init-model: {target} is not empty and has no {CARD_NAME}; remove it or choose another")
-
-
-def _make_readable(folder: Path) -> None:
-    """mkdtemp/mkstemp make owner-only entries; the model folder is meant to be read by every user and job."""
-    folder.chmod(0o755)
-    for path in folder.iterdir():
-        path.chmod(0o644)
-
-
-def _swap_into_place(build: Path, target: Path) -> None:
-    """Rename the finished folder onto `target`; an old folder is moved aside first and removed after."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-        os.replace(target, old / target.name)
-    os.replace(build, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _remove_stale_temps(target: Path) -> None:

@@ -130,8 +130,11 @@ def load_tokenizer(cfg: ModelSection, source: str | None = None) -> Any:
     source = source or resolve_source(cfg.source)
     try:
         tok = AutoTokenizer.from_pretrained(source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"model.source: cannot load a tokenizer from '{source}': {_first_line(exc)}") from None
+        usable = len(tok("a b", add_special_tokens=False)["input_ids"]) > 0
+    except Exception as exc:  # broken files raise many types (OSError, ValueError, JSON, tokenizers' own)
+        raise ModelError(f"model.source: cannot load a tokenizer from '{source}': {_first_line(exc)}") from exc
+    if not usable:
+        raise ModelError(f"model.source: '{source}' has no usable tokenizer (text encodes to no tokens); add its files")
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
     tok.padding_side = "left"
@@ -146,7 +149,6 @@ def load_model(cfg: ModelSection, training: bool = True) -> LoadedModel:
     device = pick_device(cfg.device)
     dtype = pick_dtype(cfg.dtype, device)
     attention = pick_attention(cfg.attention, device)
-    log.info("model %s on %s, dtype %s, attention %s", source, device, str(dtype).removeprefix("torch."), attention)
     kwargs: dict[str, Any] = {
         "revision": cfg.revision,
         "trust_remote_code": cfg.trust_remote_code,
@@ -158,11 +160,13 @@ def load_model(cfg: ModelSection, training: bool = True) -> LoadedModel:
     }
     if cfg.quant.load_in_4bit:
         kwargs["quantization_config"] = _bnb_config(cfg, dtype)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    except (OSError, ValueError, ImportError) as exc:
-        raise ModelError(f"model.source: cannot load '{source}': {_first_line(exc)}") from None
     tokenizer = load_tokenizer(cfg, source)
+    try:
+        with _weight_loading_quietly():
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except Exception as exc:  # corrupt weights or config raise many types (safetensors', JSON, recursion, …)
+        raise ModelError(f"model.source: cannot load '{source}': {_first_line(exc)}") from exc
+    log.info("model %s on %s, dtype %s, attention %s", source, device, str(dtype).removeprefix("torch."), attention)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model = _prepare_for_training(model, cfg) if training else model.eval()
@@ -235,6 +239,20 @@ def apply_lora(model: Any, cfg: ModelSection) -> Any:
 
 def _is_linear(module: torch.nn.Module) -> bool:
     return isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt")
+
+
+@contextlib.contextmanager
+def _weight_loading_quietly() -> Iterator[None]:
+    """No per-file weight-loading bars: the kit logs one line per model, and an error must stand alone."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _first_line(exc: BaseException) -> str:

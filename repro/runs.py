@@ -12,6 +12,8 @@ def run_folder(output_dir: str, name: str, out: str | None, resume: bool) -> Pat
     """The folder a command writes into: --out, a new timestamped one, or (with --resume) the newest."""
     if out is not None:
         path = Path(out)
+        if path.exists() and not path.is_dir():
+            raise ReproError(f"--out {path}: is a file, not a folder; name a new or existing run folder")
         if path.is_dir() and any(path.iterdir()) and not resume:
             raise ReproError(
                 f"{path}: run folder already holds a run; add --resume to continue it, or pick another --out"
@@ -23,4 +25,7 @@ def run_folder(output_dir: str, name: str, out: str | None, resume: bool) -> Pat
         if not candidates:
             raise ReproError(f"--resume: no earlier run of '{name}' under {output_dir}/; name one with --out")
         return candidates[-1]
-    return Path(output_dir) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    root = Path(output_dir)
+    if root.exists() and not root.is_dir():
+        raise ReproError(f"output_dir {root}: is a file, not a folder; set output_dir=FOLDER or pass --out")
+    return root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from repro.data.fields import bad, get, get_int, get_list, get_str, str_list
+from repro.data.jsonl import parse_json, read_text
 from repro.data.readers import read_rows
 from repro.data.schema import Doc, Record, parse_record
 from repro.errors import DataError
@@ -17,13 +17,6 @@ DOMAINS = ("financial", "legal", "paper")
 LEGAL_RESULTS_GIVEN = "阅读以上判决文书，我将给你若干份判决结果："
 _YEAR_PREFIX = re.compile(r"^\d{4}[-_]")
 _FORM_SUFFIX = re.compile(r"-[A-Za-z]$")
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
 
 
 class LoongDocs:
@@ -74,7 +67,7 @@ class LoongDocs:
             if key in (_YEAR_PREFIX.sub("", p.stem), _FORM_SUFFIX.sub("", _YEAR_PREFIX.sub("", p.stem)))
         ]
         found = exact or found
-        return Doc(title=key, text=_read_text(found[0])) if found else None
+        return Doc(title=key, text=read_text(found[0])) if found else None
 
     def _find_legal(self, key: str, content_only: bool) -> Doc | None:
         """A case in legal/legal.json: an object keyed by case id, or a list of cases with an "id" field.
@@ -95,10 +88,7 @@ class LoongDocs:
         path = self.folder("legal") / "legal.json"
         if not path.is_file():
             return {}
-        try:
-            data = json.loads(_read_text(path))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        data = parse_json(read_text(path), str(path), multiline=True)
         if isinstance(data, dict):
             return {str(k): v for k, v in data.items() if isinstance(v, dict)}
         if isinstance(data, list):
@@ -120,11 +110,11 @@ class LoongDocs:
             if self._paper_titles is None:
                 self._paper_titles = {}
                 for p in self._papers:
-                    self._paper_titles.setdefault(_paper_title(_read_text(p)), p)
+                    self._paper_titles.setdefault(_paper_title(read_text(p)), p)
             path = self._paper_titles.get(key.strip("#").strip())
         if path is None:
             return None
-        text = _read_text(path)
+        text = read_text(path)
         return Doc(title=_paper_title(text) or key, text=text)
 
 

@@ -1,4 +1,4 @@
-"""Reading JSONL with locations: each non-blank line with its file:line, decoded or failed as one DataError."""
+"""Reading JSON and JSONL with locations: unreadable, non-UTF-8, bad or too deeply nested JSON is one DataError."""
 
 from __future__ import annotations
 
@@ -10,6 +10,21 @@ from typing import Any
 from repro.errors import DataError
 
 
+def os_reason(exc: OSError) -> str:
+    """The short reason of an OS error ("Permission denied", "Is a directory")."""
+    return exc.strerror or type(exc).__name__
+
+
+def read_text(path: Path) -> str:
+    """A whole UTF-8 text file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({os_reason(exc)})") from None
+
+
 def jsonl_lines(path: Path) -> Iterator[tuple[str, str]]:
     """(file:line, text) of each non-blank line."""
     try:
@@ -19,10 +34,22 @@ def jsonl_lines(path: Path) -> Iterator[tuple[str, str]]:
                     yield f"{path}:{lineno}", line
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({os_reason(exc)})") from None
+
+
+def parse_json(text: str, where: str, multiline: bool = False) -> Any:
+    """json.loads with one DataError for bad JSON (its line when `multiline`), too deep nesting or huge integers."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        at = f"{where}:{exc.lineno}" if multiline else where
+        raise DataError(f"{at}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise DataError(f"{where}: JSON nested too deeply to be read") from None
+    except ValueError as exc:  # e.g. an integer longer than Python's digit limit
+        raise DataError(f"{where}: JSON value cannot be read ({str(exc).splitlines()[0][:120]})") from None
 
 
 def decode_line(line: str, where: str) -> Any:
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    return parse_json(line, where)

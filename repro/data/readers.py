@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from repro.data.jsonl import decode_line, jsonl_lines
+from repro.data.jsonl import decode_line, jsonl_lines, parse_json, read_text
 from repro.errors import DataError
 from repro.hub import hub_reachable, looks_like_hub_id
 
@@ -70,12 +69,7 @@ def _read_jsonl(path: Path) -> list[Row]:
 
 
 def _read_json(path: Path) -> list[Row]:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    obj = parse_json(read_text(path), str(path), multiline=True)
     if isinstance(obj, dict):
         lists = [k for k, v in obj.items() if isinstance(v, list)]
         preferred = [k for k in _LIST_KEYS if k in lists]

@@ -145,11 +145,19 @@ def read_records(path: str | Path, skip_bad: bool = False) -> ReadResult:
     """Read a JSONL file of records; a bad line raises DataError(file:line …) unless skip_bad."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: data file not found (make one with `repro data loong-mini --out DIR`)")
+        what = "is a folder, not a data file" if path.is_dir() else "data file not found"
+        raise DataError(f"{path}: {what} (make one with `repro data loong-mini --out DIR`)")
     records, skipped = [], 0
+    first_seen: dict[str, str] = {}
     for where, line in jsonl_lines(path):
         try:
-            records.append(parse_record(decode_line(line, where), where))
+            record = parse_record(decode_line(line, where), where)
+            if record.id in first_seen:
+                raise DataError(
+                    f"{where}: duplicate id '{record.id}' (first at {first_seen[record.id]}); ids must be unique"
+                )
+            first_seen[record.id] = where
+            records.append(record)
         except DataError:
             if not skip_bad:
                 raise

@@ -9,9 +9,9 @@ from typing import Any
 import torch
 
 from repro.config import Recipe, recipe_to_yaml
-from repro.data.schema import read_records
+from repro.data.schema import Record, read_records
 from repro.errors import DataError
-from repro.fsio import atomic_write_text
+from repro.fsio import atomic_write_text, swap_folder
 from repro.l1.sft_data import IGNORE, SftSample, build_sft_sample
 from repro.train.batching import pack_batch, pad_batch
 from repro.train.dist import DistInfo
@@ -21,7 +21,8 @@ from repro.train.loop import TrainResult, TrainTask, train
 log = logging.getLogger("repro.sft")
 
 
-def load_sft_samples(recipe: Recipe, tokenizer: Any) -> list[SftSample]:
+def select_sft_records(recipe: Recipe) -> list[Record]:
+    """The records the recipe trains on; read before any model loads, so a bad data file fails at once."""
     cfg = recipe.train
     records = read_records(cfg.data).records
     records = [
@@ -33,6 +34,12 @@ def load_sft_samples(recipe: Recipe, tokenizer: Any) -> list[SftSample]:
         records = records[: cfg.limit]
     if not records:
         raise DataError(f"{cfg.data}: no record with a reasoning trace to train on (field 'reasoning')")
+    return records
+
+
+def load_sft_samples(recipe: Recipe, tokenizer: Any, records: list[Record] | None = None) -> list[SftSample]:
+    cfg = recipe.train
+    records = select_sft_records(recipe) if records is None else records
     samples, too_long = [], 0
     for record in records:
         sample = build_sft_sample(record, tokenizer, cfg.max_seq_tokens)
@@ -76,9 +83,10 @@ def sft_task(samples: list[SftSample], recipe: Recipe, pad_id: int) -> TrainTask
 def run_sft(recipe: Recipe, run_dir: Path, dist: DistInfo, resume: bool = False) -> TrainResult:
     from repro.modeling import load_model
 
+    records = select_sft_records(recipe)
     torch.manual_seed(recipe.seed)  # LoRA's initial A matrices: the same on every rank and every resume
     loaded = load_model(recipe.model, training=True)
-    samples = load_sft_samples(recipe, loaded.tokenizer)
+    samples = load_sft_samples(recipe, loaded.tokenizer, records)
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
@@ -98,8 +106,4 @@ def save_final(model: Any, tokenizer: Any, out: Path) -> None:
     tmp = out.with_name(out.name + ".tmp")
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    tmp.rename(out)
+    swap_folder(tmp, out)

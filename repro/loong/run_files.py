@@ -20,7 +20,7 @@ def read_done(path: Path, key: str = "id") -> dict[str, dict]:
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             if lineno == len(lines):
                 break
             raise DataError(f"{path}:{lineno}: not valid JSON; remove the line or start a fresh run folder") from None
@@ -41,8 +41,10 @@ def read_predictions(path: str | Path, known_ids: set[str]) -> dict[str, str]:
     """A user's predictions file: JSONL lines {"id", "prediction"}; bad JSON or an unknown id fails with file:line."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: predictions file not found")
+        what = "is a folder, not a predictions file" if path.is_dir() else "predictions file not found"
+        raise DataError(f"{path}: {what}")
     preds: dict[str, str] = {}
+    first_seen: dict[str, str] = {}
     for where, line in jsonl_lines(path):
         obj = decode_line(line, where)
         if not isinstance(obj, dict) or not isinstance(obj.get("id"), str | int):
@@ -52,5 +54,10 @@ def read_predictions(path: str | Path, known_ids: set[str]) -> dict[str, str]:
             raise DataError(f"{where}: field 'prediction' must be a string (id {item_id})")
         if item_id not in known_ids:
             raise DataError(f"{where}: unknown id '{item_id}' (not among the selected evaluation items)")
+        if item_id in first_seen:
+            raise DataError(
+                f"{where}: duplicate prediction for id '{item_id}' (first at {first_seen[item_id]}); keep one per id"
+            )
+        first_seen[item_id] = where
         preds[item_id] = obj["prediction"]
     return preds

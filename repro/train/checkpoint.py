@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from repro.errors import ReproError
+from repro.fsio import swap_folder
 
 WEIGHTS = "adapter.safetensors"
 OPTIMIZER = "optimizer.pt"
@@ -62,7 +63,7 @@ def save_checkpoint(
             _fsync(f)
         (tmp / COMPLETE).write_text(f"{step}\n")
         _fsync(tmp / COMPLETE)
-        _replace_dir(tmp, final)
+        swap_folder(tmp, final)
         _fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -199,18 +200,6 @@ def _prune(root: Path, keep_last: int | None) -> None:
     for entry in root.iterdir():
         if (".tmp-" in entry.name or ".old-" in entry.name) and entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Rename src to dst; an existing dst (the same step saved again) is moved aside first, then removed."""
-    if not dst.exists():
-        os.replace(src, dst)
-        return
-    old = dst.with_name(f"{dst.name}.old-{os.getpid()}")
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(dst, old)
-    os.replace(src, dst)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _fsync(file: Path) -> None:

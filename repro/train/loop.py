@@ -8,7 +8,6 @@ import logging
 import math
 import random
 import resource
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from repro.config import TrainSection
 from repro.errors import ReproError
 from repro.fsio import append_jsonl, atomic_write_text
+from repro.progress import progress
 from repro.train.batching import shard_for_rank, token_budget_batches
 from repro.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from repro.train.dist import DistInfo, all_reduce_sum, barrier
@@ -122,7 +121,7 @@ def train(
             _truncate_metrics(run_dir / "metrics.jsonl", step)
     wrapped = _wrap_ddp(model, dist, device)
     writer = _tensorboard(run_dir) if cfg.tensorboard and dist.is_main else None
-    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not dist.is_main, file=sys.stderr)
+    bar = progress(total, "train", "step", initial=step, enabled=dist.is_main)
     last_loss = None
     while step < total:
         epoch, index = divmod(step, steps_per_epoch)

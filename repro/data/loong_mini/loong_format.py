@@ -10,7 +10,6 @@ file, and no key is a prefix of another (the glob stays unambiguous).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -19,7 +18,7 @@ from pathlib import Path
 from repro.data.loong_mini.fields import DOMAINS
 from repro.data.schema import Record
 from repro.errors import DataError
-from repro.fsio import atomic_write_text
+from repro.fsio import atomic_write_text, swap_folder, umask_mode
 
 LEVELS = {"spotlight": 1, "comparison": 2, "clustering": 3, "chain_of_reasoning": 4}
 PROMPT_TEMPLATE = "{docs}\n\n{instruction}\n\n{question}"
@@ -91,20 +90,14 @@ def write_loong_format(records: Iterable[Record], out_dir: str | Path, shuffle_d
     out.mkdir(parents=True, exist_ok=True)
     # Build the doc tree beside its final place, then swap it in, so a reader never sees half of it.
     staging = Path(tempfile.mkdtemp(prefix=f".{DOC_DIR}.", dir=out))
+    staging.chmod(umask_mode(is_dir=True))
     try:
         for sub in ("financial", "legal", "paper"):
             (staging / sub).mkdir()
         for rel, text in files.items():
             (staging / rel).write_text(text, encoding="utf-8")
         (staging / "legal" / "legal.json").write_text(json.dumps(legal, ensure_ascii=False, indent=1), "utf-8")
-        final = out / DOC_DIR
-        retired = None
-        if final.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{DOC_DIR}.old.", dir=out))
-            os.replace(final, retired / DOC_DIR)
-        os.replace(staging, final)
-        if retired is not None:
-            shutil.rmtree(retired)
+        swap_folder(staging, out / DOC_DIR)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
