@@ -7,64 +7,126 @@ import math
 import re
 import string
 import unicodedata
+from bisect import bisect_left
 from typing import Any, Literal
 
+# Only this many characters of an answer are read. Loong gold answers are at most a few hundred characters, so a
+# real answer fits many times over, and the cap bounds the work on any text a model writes.
+MAX_ANSWER_CHARS = 20_000
+# JSON nested deeper than this is read as plain text: answers nest two or three levels, and the cap keeps
+# json.loads/json.dumps far from Python's recursion limit.
+MAX_JSON_DEPTH = 50
+# Longer JSON integers stay text: they are past float range (309 digits) and so compared as digits anyway, and
+# Python refuses int() on more than 4,300 digits.
+_MAX_INT_DIGITS = 400
+
 _ANSWER_PHRASE = re.compile(r"the answer is", re.IGNORECASE)
-_FENCE = re.compile(r"^```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```$", re.DOTALL)
+_FENCE_TAG = frozenset(string.ascii_letters + string.digits + "_-")
 _QUOTE_PAIRS = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "`": "`"}
+_QUOTE_CHARS = re.compile("[\"'\u201c\u201d\u2018\u2019`]")
+_PARENS = re.compile(r"[()]")
+_JSON_SYNTAX = re.compile(r'[\[\]{}"\\]')
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 # An optional sign and currency symbol, digits with or without thousands commas, optional decimals and percent sign.
 _NUMBER = re.compile(r"^([+-]?)\s*(?:[$€£¥]\s*)?([+-]?)((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)\s*%?$")
 _BULLET = re.compile(r"^\s*(?:[-*•·+]|\(?\d{1,3}[.)、])\s+")
 _LIST_SEPARATORS = re.compile(r"[,，、]")
 _SEMICOLONS = re.compile(r"[;；]")
-_AND = re.compile(r"\s+(?:and|&)\s+", re.IGNORECASE)
+# The look-behind starts a match only at the first blank of a run, so a long run of blanks is scanned once.
+_AND = re.compile(r"(?<!\s)\s+(?:and|&)\s+", re.IGNORECASE)
 _LEADING_AND = re.compile(r"^(?:and|&)\s+", re.IGNORECASE)
 _KEY_SEP = re.compile(r"[:：]")
 # Company-name suffixes that follow a comma ("Foo Co., Ltd."): a comma before them does not end a list item.
 _NAME_SUFFIXES = {"ltd", "inc", "llc", "co", "corp", "plc", "lp", "llp", "l.p", "s.a", "n.v", "ag", "gmbh", "limited"}
 
 
-def _strip_wrapping_parens(s: str) -> str:
-    """Drop one pair of round brackets when the first one closes at the very end ("(A)" but not "(A) or (B)")."""
-    if len(s) < 2 or s[0] != "(" or s[-1] != ")":
-        return s
-    depth = 0
-    for i, ch in enumerate(s):
-        depth += ch == "("
-        depth -= ch == ")"
-        if depth == 0 and i < len(s) - 1:
-            return s
-    return s[1:-1]
+def _strip_span(s: str, i: int, j: int) -> tuple[int, int]:
+    """The bounds of s[i:j].strip()."""
+    while i < j and s[i].isspace():
+        i += 1
+    while j > i and s[j - 1].isspace():
+        j -= 1
+    return i, j
 
 
-def _clean(s: str) -> str:
-    """Strip whitespace, a leading colon, bold markers, code fences, one trailing period, wrapping quotes/parens."""
+def _closing_parens(s: str) -> dict[int, int]:
+    """Position of each "(" -> position of the ")" that closes it; absent when it never closes."""
+    stack: list[int] = []
+    closer: dict[int, int] = {}
+    for m in _PARENS.finditer(s):
+        if m.group() == "(":
+            stack.append(m.start())
+        elif stack:
+            closer[stack.pop()] = m.start()
+    return closer
+
+
+def _quote_positions(s: str) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for m in _QUOTE_CHARS.finditer(s):
+        found.setdefault(m.group(), []).append(m.start())
+    return found
+
+
+def _occurs(positions: dict[str, list[int]], ch: str, lo: int, hi: int) -> bool:
+    """Whether ch occurs in s[lo:hi], given the sorted positions of each quote character in s."""
+    found = positions.get(ch, [])
+    k = bisect_left(found, lo)
+    return k < len(found) and found[k] < hi
+
+
+def _clean(text: str) -> str:
+    """Strip whitespace, a leading colon, bold markers, code fences, one trailing period, wrapping quotes/parens.
+
+    Repeats until nothing changes. Each layer moves two indices inwards in O(1) (or O(log n) for quotes), using
+    bracket matches and quote positions found once, so many nested layers still take linear time.
+    """
+    s = text.replace("**", "")  # later steps only trim the ends, so no new "**" can appear
+    i, j = 0, len(s)
+    closer: dict[int, int] | None = None
+    quotes: dict[str, list[int]] | None = None
     while True:
-        before = s
-        s = s.replace("**", "").strip()
-        s = s.lstrip(":：").strip()
-        fence = _FENCE.match(s)
-        if fence:
-            s = fence.group(1).strip()
-        if s.endswith(".") and not s.endswith(".."):
-            s = s[:-1].rstrip()
-        if len(s) >= 2 and _QUOTE_PAIRS.get(s[0]) == s[-1] and s[0] not in s[1:-1] and s[-1] not in s[1:-1]:
-            s = s[1:-1].strip()
-        s = _strip_wrapping_parens(s)
-        if s == before:
-            return s
+        before = (i, j)
+        i, j = _strip_span(s, i, j)
+        while i < j and s[i] in ":：":
+            i += 1
+        i, j = _strip_span(s, i, j)
+        # A code fence: ``` and an optional language tag, the content, ```.
+        if j - i >= 6 and s.startswith("```", i) and s.endswith("```", i, j):
+            i, j = i + 3, j - 3
+            while i < j and s[i] in _FENCE_TAG:
+                i += 1
+            i, j = _strip_span(s, i, j)
+        if j > i and s[j - 1] == "." and not (j - i >= 2 and s[j - 2] == "."):
+            i, j = _strip_span(s, i, j - 1)
+        if j - i >= 2 and _QUOTE_PAIRS.get(s[i]) == s[j - 1]:
+            quotes = quotes if quotes is not None else _quote_positions(s)
+            if not _occurs(quotes, s[i], i + 1, j - 1) and not _occurs(quotes, s[j - 1], i + 1, j - 1):
+                i, j = _strip_span(s, i + 1, j - 1)
+        # Round brackets wrap the text when the first one does not close before the last character ("(A)", not
+        # "(A) or (B)").
+        if j - i >= 2 and s[i] == "(" and s[j - 1] == ")":
+            closer = closer if closer is not None else _closing_parens(s)
+            if closer.get(i, j) >= j - 1:
+                i, j = i + 1, j - 1
+        if (i, j) == before:
+            return s[i:j]
 
 
 def extract_answer(text: str) -> str:
-    """The answer part of a model response: after the last </think>, then after the last "the answer is"."""
+    """The answer part of a model response: after the last </think>, then after the last "the answer is".
+
+    At most MAX_ANSWER_CHARS are kept: those right after the phrase, or without it the end of the text.
+    """
     if not text:
         return ""
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
     ends = [m.end() for m in _ANSWER_PHRASE.finditer(text)]
     if ends:
-        text = text[ends[-1] :]
+        text = text[ends[-1] : ends[-1] + MAX_ANSWER_CHARS]
+    elif len(text) > MAX_ANSWER_CHARS:
+        text = text[-MAX_ANSWER_CHARS:]
     return _clean(text)
 
 
@@ -84,6 +146,9 @@ def parse_number(s: str) -> float | None:
     if not m or (m.group(1) and m.group(2)):
         return None
     value = float(m.group(3).replace(",", ""))
+    if math.isinf(value):
+        # Past float range every such number would be "equal"; it is compared as text instead.
+        return None
     return -value if "-" in (m.group(1) + m.group(2)) else value
 
 
@@ -106,13 +171,27 @@ def item_key(value: Any) -> str:
     """A comparable form of one list item, dict key or dict value: numbers by value, text by normalize_text."""
     if isinstance(value, bool) or value is None:
         return normalize_text(json.dumps(value))
-    if isinstance(value, (int, float)):
-        return f"#{float(value)!r}"
+    if isinstance(value, int):
+        return _int_key(value)
+    if isinstance(value, float):
+        return f"#{value!r}" if math.isfinite(value) else normalize_text(repr(value))
     if isinstance(value, (list, dict)):
         return normalize_text(json.dumps(value, ensure_ascii=False))
     text = _clean(str(value))
     number = parse_number(text)
     return f"#{number!r}" if number is not None else normalize_text(text)
+
+
+def _int_key(value: int) -> str:
+    """An int by value when a float holds it, else by its digits (as text of the same digits is)."""
+    try:
+        return f"#{float(value)!r}"
+    except OverflowError:
+        pass
+    try:
+        return normalize_text(str(value))
+    except ValueError:  # more than 4,300 digits
+        return f"#{value:x}"
 
 
 def _json_candidates(s: str, kind: str) -> list[str]:
@@ -124,10 +203,52 @@ def _json_candidates(s: str, kind: str) -> list[str]:
     return found + [c.replace("'", '"') for c in found if "'" in c]
 
 
+def _json_too_deep(s: str) -> bool:
+    """Whether brackets outside JSON strings nest deeper than MAX_JSON_DEPTH: one linear scan, no recursion.
+
+    Up to the first syntax error, where json.loads stops, this sees strings as the parser does, so its depth
+    bounds the parser's.
+    """
+    if s.count("[") + s.count("{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    in_string = False
+    escaped_at = -1
+    for m in _JSON_SYNTAX.finditer(s):
+        pos, ch = m.start(), m.group()
+        if pos == escaped_at:
+            continue
+        if ch == "\\":
+            escaped_at = pos + 1
+        elif ch == '"':
+            in_string = not in_string
+        elif in_string:
+            continue
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        else:
+            depth = max(depth - 1, 0)
+    return False
+
+
+def _json_int(text: str) -> int | str:
+    return int(text) if len(text) <= _MAX_INT_DIGITS else text
+
+
+def _json_float(text: str) -> float | str:
+    value = float(text)
+    return value if math.isfinite(value) else text
+
+
 def _try_json(s: str) -> Any:
+    """The JSON value of s, or None. Numbers a float cannot hold, NaN and Infinity stay text."""
+    if _json_too_deep(s):
+        return None
     try:
-        return json.loads(s)
-    except (json.JSONDecodeError, RecursionError):
+        return json.loads(s, parse_int=_json_int, parse_float=_json_float, parse_constant=str)
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         return None
 
 

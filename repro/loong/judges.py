@@ -12,6 +12,10 @@ from repro.loong.answers import answers_equal, extract_answer, item_key, parse_s
 
 Gold = str | list | dict
 
+# An ordered score compares at most this many items of each list, since the longest common subsequence costs
+# O(n * m / 64); Loong lists hold tens of items. Items past the cap count as unmatched.
+MAX_ORDERED_ITEMS = 1_000
+
 
 def _f1_score(matched: int, n_pred: int, n_gold: int) -> float:
     """100 * F1 with P = matched/n_pred and R = matched/n_gold, i.e. 200 * matched / (n_pred + n_gold)."""
@@ -27,13 +31,20 @@ def _f1_score(matched: int, n_pred: int, n_gold: int) -> float:
 
 
 def _lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
-    prev = [0] * (len(b) + 1)
+    """Length of the longest common subsequence, bit-parallel (Allison-Dix / Hyyro): O(len(a) * len(b) / 64).
+
+    Bit j of `v` is 0 where the LCS row gains 1 at column j, so the LCS length is the number of 0 bits.
+    """
+    a, b = a[:MAX_ORDERED_ITEMS], b[:MAX_ORDERED_ITEMS]
+    masks: dict[str, int] = {}
+    for j, y in enumerate(b):
+        masks[y] = masks.get(y, 0) | 1 << j
+    full = (1 << len(b)) - 1
+    v = full
     for x in a:
-        cur = [0]
-        for j, y in enumerate(b):
-            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1]
+        u = v & masks.get(x, 0)
+        v = ((v + u) | (v - u)) & full
+    return len(b) - v.bit_count()
 
 
 def _keys(items: Iterable[Any]) -> list[str]:
@@ -67,14 +78,28 @@ def _dict_score(answer: str, gold: dict) -> float:
     return _f1_score(matched, len(got), len(ref))
 
 
+def _as_text(prediction: object) -> str:
+    if isinstance(prediction, str):
+        return prediction
+    try:
+        return str(prediction)
+    except ValueError:  # an int past Python's 4,300-digit conversion limit
+        return ""
+
+
 def rule_score(prediction: str, gold: Gold, ordered: bool | None = None, aliases: Iterable[str] = ()) -> float:
     """Deterministic 0-100 score of a model response against the gold answer.
 
     str gold: 100 when the extracted answer equals the gold or an alias (normalised text, or equal numbers).
     list gold: 100 * F1 over normalised items, unordered (multiset) unless `ordered`, where matches are the
     longest common subsequence. dict gold: 100 * F1 over (key, item) pairs. 100 only when fully correct.
+
+    Any text gets a score in linear time and nothing is raised (a non-str prediction is read as its str()): only
+    MAX_ANSWER_CHARS of the answer are read, JSON deeper than MAX_JSON_DEPTH is read as plain text, and an ordered
+    score compares at most MAX_ORDERED_ITEMS items.
     """
-    if not prediction or not prediction.strip():
+    prediction = _as_text(prediction)
+    if not prediction or prediction.isspace():
         return 0.0
     answer = extract_answer(prediction)
     if not answer:
@@ -130,7 +155,8 @@ def judge_prompt(question: str, gold: Gold, prediction: str) -> str:
 
 _NUM = r"[+-]?(?:\d+(?:\.\d+)?|\.\d+)"
 _DOUBLE_BRACKETED = re.compile(rf"\[\[\s*({_NUM})\s*\]\]")
-_AFTER_RATING = re.compile(rf"\brating\s*[:：]?\s*\**\s*\[?\s*({_NUM})\s*\]?", re.IGNORECASE)
+# Each optional marker takes its own trailing blanks, so a long run of blanks is not split many ways on a miss.
+_AFTER_RATING = re.compile(rf"\brating\s*(?:[:：]\s*)?(?:\*+\s*)?(?:\[\s*)?({_NUM})\s*\]?", re.IGNORECASE)
 
 
 def parse_rating(text: str) -> float | None:
