@@ -1,4 +1,4 @@
-"""ChatClient against a local OpenAI-style server: retries, timeouts, no retry on 400, auth header, ordering."""
+"""ChatClient on a local OpenAI-style server (retries, timeouts, 400, auth, ordering); redaction helpers; bad URLs."""
 
 import json
 import threading
@@ -7,8 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from repro.errors import ReproError
+from repro.errors import ConfigError, ReproError
 from repro.loong.llm_client import ChatClient, EndpointDown, EndpointError
+from repro.redact import printable_excerpt, redact_secrets, redact_url
 
 SECRET = "sk-test-0123456789abcdef"
 
@@ -195,6 +196,17 @@ def test_missing_key_names_the_variable(serve, monkeypatch):
     assert server.requests == []
 
 
+def test_key_with_a_trailing_newline_works_and_a_bad_key_is_not_shown(serve, monkeypatch):
+    server = serve()
+    monkeypatch.setenv("JUDGE_KEY", SECRET + "\n")
+    assert _client(server, api_key_env="JUDGE_KEY").complete(_chat("x")) == "echo x"
+    assert server.requests[0]["headers"]["Authorization"] == f"Bearer {SECRET}"
+    monkeypatch.setenv("JUDGE_KEY", "sk-\x1b[2J" + SECRET)
+    with pytest.raises(ReproError, match="JUDGE_KEY holds spaces, control or non-ASCII characters") as info:
+        _client(server, api_key_env="JUDGE_KEY").complete(_chat("x"))
+    assert SECRET not in str(info.value) and len(server.requests) == 1
+
+
 def test_complete_many_keeps_order_with_concurrency(serve):
     n = 8
     # Later inputs answer sooner, so completion order differs from input order.
@@ -214,3 +226,29 @@ def test_complete_many_returns_exceptions_in_place(serve):
     results = _client(server, concurrency=1).complete_many([_chat("a"), _chat("b")])
     assert isinstance(results[0], EndpointError)
     assert results[1] == "echo b"
+
+
+def test_redaction_helpers():
+    assert redact_url("https://me:pw@example.org:8443/v1?q=a@b") == "https://example.org:8443/v1?q=a@b"
+    assert redact_url("me:pw@example.org/v1") == "example.org/v1"
+    assert redact_url("https://example.org/@team/v1") == "https://example.org/@team/v1"
+    assert redact_secrets("k=abc, kk=abcabc", ["abc", "abcabc", ""]) == "k=***, kk=***"
+    assert printable_excerpt(b"a\x00b\x1b[2J\n\n c\xff") == "a\\x00b\\x1b[2J c\ufffd"
+    assert printable_excerpt("x\u202ey\ud800") == "x\\u202ey\\ud800"
+    assert printable_excerpt("\x00" * 10, limit=9) == "\\x00\\x00…"
+    assert printable_excerpt("abcdef", limit=6) == "abcdef" and printable_excerpt("abcdefg", limit=6) == "abcde…"
+
+
+@pytest.mark.parametrize(
+    "url, said",
+    [
+        ("http://judge:hunter/2@127.0.0.1:1/v1", "does not parse"),  # unencoded "/": "hunter" lands in the port
+        ("ftp://judge:hunter2@127.0.0.1/v1", "'ftp://127.0.0.1/v1'"),
+        ("http://judge:hunter2@127.0.0.1/v1\x1b[2J", "\\x1b[2J"),
+    ],
+)
+def test_bad_base_urls_are_refused_without_their_credentials(url, said):
+    with pytest.raises(ConfigError) as info:
+        ChatClient(url, "judge")
+    message = str(info.value)
+    assert said in message and "hunter" not in message and not any(ch in message for ch in "\n\x00\x1b")

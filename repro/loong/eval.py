@@ -9,16 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from repro.config import EvalSection, ModelSection, Recipe, recipe_to_yaml
 from repro.data.prompts import apply_chat, build_prompt
 from repro.data.schema import Record, read_records
-from repro.errors import ConfigError, DataError
+from repro.errors import ConfigError, DataError, ReproError
 from repro.fsio import append_jsonl, atomic_write_json, atomic_write_text
 from repro.loong.judges import judge_prompt, parse_rating, rule_score
 from repro.loong.metrics import aggregate, format_tables, paper_reference_rows
 from repro.loong.run_files import drop_torn_tail, read_done, read_predictions
+from repro.progress import progress
 
 log = logging.getLogger("repro.eval")
 
@@ -89,7 +88,7 @@ def generate_predictions(items: list[EvalItem], recipe: Recipe, run_dir: Path) -
     assemble_prompts(pending, recipe.eval, loaded.tokenizer, recipe.seed)
     pending.sort(key=lambda it: it.prompt_tokens)  # similar lengths batch with little padding
     gen = recipe.eval.generation
-    bar = tqdm(total=len(items), initial=len(items) - len(pending), desc="generate", unit="item")
+    bar = progress(len(items), "generate", "item", initial=len(items) - len(pending))
     for start in range(0, len(pending), gen.batch_size):
         batch = pending[start : start + gen.batch_size]
         texts = generate_texts(loaded.model, loaded.tokenizer, [it.prompt for it in batch], gen)
@@ -107,8 +106,7 @@ def generate_predictions(items: list[EvalItem], recipe: Recipe, run_dir: Path) -
     bar.close()
 
 
-def copy_predictions(items: list[EvalItem], predictions_file: str, run_dir: Path) -> None:
-    preds = read_predictions(predictions_file, {it.record.id for it in items})
+def copy_predictions(items: list[EvalItem], preds: dict[str, str], predictions_file: str, run_dir: Path) -> None:
     lines = [
         json.dumps({"id": it.record.id, "prediction": preds[it.record.id]}) for it in items if it.record.id in preds
     ]
@@ -150,22 +148,38 @@ def judge_all(items: list[EvalItem], predictions: dict[str, dict], recipe: Recip
             ]
             for it in pending
         ]
-        bar = tqdm(total=len(pending), desc="judge", unit="item")
+        judge = _llm_judge_backend(recipe)  # a bad judge set-up fails here, before any output
+        bar = progress(len(pending), "judge", "item")
+        failures: list[Exception] = []
 
         def record_result(i: int, reply: str | Exception) -> None:
+            # A failed chat is counted, not raised, so the chats still in flight get recorded too.
             if isinstance(reply, Exception):
-                raise reply
+                failures.append(reply)
+                return
             entry = {"id": pending[i].record.id, "judge": "llm", "score": parse_rating(reply), "rationale": reply}
             append_jsonl(path, entry)
             judged[entry["id"]] = entry
             bar.update(1)
 
-        _llm_judge(chats, recipe, record_result)
-        bar.close()
+        try:
+            judge(chats, record_result)
+        finally:
+            bar.close()
+        if failures:
+            bug = next((f for f in failures if not isinstance(f, ReproError)), None)
+            if bug is not None:
+                raise bug
+            first = failures[0]
+            raise type(first)(
+                f"{len(failures)} of {len(chats)} judgements failed (first: {first}); the {len(judged)} finished "
+                f"ones are kept in {path}; run again with --resume --out {run_dir} to judge the rest"
+            ) from first
     return judged
 
 
-def _llm_judge(chats: list[list[dict]], recipe: Recipe, on_result: Any) -> None:
+def _llm_judge_backend(recipe: Recipe) -> Any:
+    """A function judging chats (calling on_result(index, reply or exception) for each), set up and checked."""
     cfg = recipe.eval.llm_judge
     if not cfg.model:
         raise ConfigError(
@@ -184,8 +198,8 @@ def _llm_judge(chats: list[list[dict]], recipe: Recipe, on_result: Any) -> None:
             temperature=0.0,
             max_tokens=cfg.max_new_tokens,
         )
-        client.complete_many(chats, on_result=on_result)
-        return
+        client.check_key()
+        return lambda chats, on_result: client.complete_many(chats, on_result=on_result)
     from repro.config import GenerationSection, LoraSection
     from repro.generation import generate_texts
     from repro.modeling import load_model
@@ -194,11 +208,16 @@ def _llm_judge(chats: list[list[dict]], recipe: Recipe, on_result: Any) -> None:
     gen = GenerationSection(
         max_new_tokens=cfg.max_new_tokens, do_sample=False, batch_size=recipe.eval.generation.batch_size
     )
-    for start in range(0, len(chats), gen.batch_size):
-        batch = chats[start : start + gen.batch_size]
-        prompts = [judge.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in batch]
-        for offset, reply in enumerate(generate_texts(judge.model, judge.tokenizer, prompts, gen)):
-            on_result(start + offset, reply)
+
+    def run(chats: list[list[dict]], on_result: Any) -> None:
+        for start in range(0, len(chats), gen.batch_size):
+            batch = chats[start : start + gen.batch_size]
+            tok = judge.tokenizer
+            prompts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in batch]
+            for offset, reply in enumerate(generate_texts(judge.model, tok, prompts, gen)):
+                on_result(start + offset, reply)
+
+    return run
 
 
 def write_report(run_dir: Path, recipe: Recipe, metrics: dict, source: str) -> None:
@@ -225,10 +244,12 @@ def run_eval(recipe: Recipe, run_dir: Path, predictions_file: str | None = None)
     """Evaluate into `run_dir` (resuming whatever it already holds); returns the metrics."""
     started = time.time()
     items = [EvalItem(r) for r in select_records(recipe.eval)]
+    # a user's predictions are read before the run folder is made: a bad file leaves nothing behind
+    preds = read_predictions(predictions_file, {it.record.id for it in items}) if predictions_file else {}
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
     if predictions_file:
-        copy_predictions(items, predictions_file, run_dir)
+        copy_predictions(items, preds, predictions_file, run_dir)
         source = f"read from `{predictions_file}`"
     else:
         generate_predictions(items, recipe, run_dir)

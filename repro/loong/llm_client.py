@@ -1,55 +1,194 @@
-"""An OpenAI-compatible chat-completions client (stdlib only) with retries, backoff and a thread pool."""
+"""An OpenAI-compatible chat-completions client (stdlib only) with deadlines, retries, backoff and a thread pool."""
 
 from __future__ import annotations
 
+import base64
+import functools
 import http.client
+import io
 import json
 import os
+import socket
+import ssl
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any
 
 from repro.errors import ConfigError, ReproError
+from repro.redact import printable_excerpt, redact_secrets, redact_url
 
 Messages = list[dict[str, str]]
 
+MAX_REPLY_BYTES = 16 * 2**20
+# Of a reply that is shown only as an excerpt: enough to find and redact a secret near its start.
+DETAIL_BYTES = 64 * 2**10
+
 
 class EndpointError(ReproError):
-    """The endpoint refused a request (a 4xx other than 429) or answered something that is not a chat completion."""
+    """The endpoint refused a request: a 4xx other than 429, or a redirect (not followed)."""
 
 
 class EndpointDown(EndpointError):
-    """Every attempt failed with a connection error, a timeout, HTTP 429 or a 5xx."""
+    """Every attempt failed: connection error, timeout, HTTP 429 or 5xx, or a reply that is not a chat completion."""
 
 
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+class _NotAChatCompletion(Exception):
+    """A 2xx reply that cannot be read as a chat completion; retried like a 5xx."""
+
+    def __init__(self, raw: bytes, what: str = "answered something that is not a chat completion") -> None:
+        super().__init__(what)
+        self.raw = raw
+        self.what = what
 
 
-def _safe_url(url: str) -> str:
-    """The URL without any user:password@ part."""
-    parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+# Transport: one deadline for connect, TLS handshake, sending the request and reading the whole reply.
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("timed out")
+    return left
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reading side: each read may wait only for the time left until the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        # The socket's own file object keeps the socket open until this closes, as http.client expects.
+        self._raw = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        self._sock.settimeout(_remaining(self._deadline))
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """A connected socket whose sends and reads all end by one deadline (per-call timeouts alone let a trickle run)."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def sendall(self, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            self._sock.settimeout(_remaining(self._deadline))
+            view = view[self._sock.send(view) :]
+
+    def makefile(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if mode != "rb":
+            return self._sock.makefile(mode, *args, **kwargs)
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _DeadlineTLS:
+    """An SSLContext whose handshakes get the time left until the deadline (CPython bounds a whole handshake)."""
+
+    def __init__(self, context: ssl.SSLContext, deadline: float) -> None:
+        self._context = context
+        self._deadline = deadline
+
+    def wrap_socket(self, sock: socket.socket, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        sock.settimeout(_remaining(self._deadline))
+        return self._context.wrap_socket(sock, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+class _DeadlineHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, deadline: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+
+    def connect(self) -> None:
+        self.timeout = _remaining(self._deadline)
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock, self._deadline)
+
+
+class _DeadlineHTTPSConnection(_DeadlineHTTPConnection, http.client.HTTPSConnection):
+    def __init__(self, *args: Any, deadline: float, context: ssl.SSLContext, **kwargs: Any) -> None:
+        super().__init__(*args, deadline=deadline, context=_DeadlineTLS(context, deadline), **kwargs)
+
+
+class _DeadlineHandler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    """Opens http:// and https:// requests on connections that end by the deadline."""
+
+    def __init__(self, deadline: float, tls: ssl.SSLContext | None) -> None:
+        super().__init__()
+        self._deadline = deadline
+        self._tls = tls
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_DeadlineHTTPConnection, deadline=self._deadline), req)
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        tls = self._tls or ssl.create_default_context()
+        return self.do_open(functools.partial(_DeadlineHTTPSConnection, deadline=self._deadline, context=tls), req)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect becomes an HTTPError: following it would resend the Authorization header to another address."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _read_capped(response: Any, cap: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.read(64 * 2**10):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            raise _NotAChatCompletion(b"".join(chunks)[:DETAIL_BYTES], f"answered more than {cap} bytes")
+    return b"".join(chunks)
+
+
+def _content(raw: bytes) -> str:
+    try:
+        content = json.loads(raw)["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
+        # ValueError covers bad JSON and bad UTF-8; RecursionError a hostile nesting depth.
+        raise _NotAChatCompletion(raw[:DETAIL_BYTES]) from None
+    return content if isinstance(content, str) else ""
 
 
 def _describe(exc: BaseException) -> str:
     reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
     if isinstance(reason, TimeoutError):
         return "timed out"
-    return _one_line(f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__)
+    if isinstance(reason, str):
+        return reason
+    return f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
 
 
 class ChatClient:
     """POSTs {base_url}/chat/completions; the API key is read from `api_key_env` at call time and never stored.
 
-    Attempts = 1 + max_retries. After failed attempt i (from 0) it sleeps backoff_s * 2**i, or longer when a
-    429 names a Retry-After of up to 60 s. `sleep` is injectable for tests.
+    Each attempt must finish (connect, send, whole reply) within timeout_s. Attempts = 1 + max_retries. After
+    failed attempt i (from 0) it sleeps backoff_s * 2**i, or longer when a 429 names a Retry-After of up to 60 s.
+    `sleep` is injectable for tests. The key and any user:password@ of base_url (sent as Basic auth) are
+    replaced by *** in replies and in error messages; error messages are one line with control bytes escaped.
     """
 
     def __init__(
@@ -65,13 +204,21 @@ class ChatClient:
         max_tokens: int = 512,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"judge base_url must start with http:// or https://, got {_safe_url(base_url)!r}")
+        parts = _split_base_url(base_url)
         if timeout_s <= 0 or max_retries < 0 or backoff_s < 0 or concurrency < 1 or max_tokens < 1:
             raise ConfigError(
                 "judge client needs timeout_s > 0, max_retries >= 0, backoff_s >= 0, concurrency >= 1, max_tokens >= 1"
             )
-        self.base_url = base_url.rstrip("/")
+        self._basic: str | None = None
+        self._url_secrets: list[str] = []
+        if "@" in parts.netloc:
+            if api_key_env:
+                raise ConfigError(
+                    "judge base_url has user:password@ and api_key_env is set; both would be the Authorization "
+                    "header, so keep only one"
+                )
+            self._basic, self._url_secrets = _basic_auth(parts.netloc.rsplit("@", 1)[0])
+        self.base_url = redact_url(base_url).rstrip("/")
         self.url = self.base_url + "/chat/completions"
         self.model = model
         self.api_key_env = api_key_env
@@ -82,81 +229,90 @@ class ChatClient:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self._sleep = sleep
+        self._tls: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self._tls = ssl.create_default_context()
+            self._tls.set_alpn_protocols(["http/1.1"])
 
     def __repr__(self) -> str:
         return (
-            f"ChatClient(base_url={_safe_url(self.base_url)!r}, model={self.model!r}, "
+            f"ChatClient(base_url={self.base_url!r}, model={self.model!r}, "
             f"api_key_env={self.api_key_env!r}, concurrency={self.concurrency})"
         )
+
+    def check_key(self) -> None:
+        """Fail now, with one line, if the key variable is named but unset or unusable."""
+        self._key()
 
     def _key(self) -> str | None:
         if not self.api_key_env:
             return None
-        key = os.environ.get(self.api_key_env)
+        key = os.environ.get(self.api_key_env, "").strip()  # a trailing newline from a key file is an easy slip
         if not key:
             raise ReproError(
-                f"environment variable {self.api_key_env} is not set or empty; "
-                f"set it to the API key for {_safe_url(self.url)}"
+                f"environment variable {self.api_key_env} is not set or empty; set it to the API key for {self.url}"
+            )
+        if not (key.isascii() and key.isprintable()) or " " in key:
+            # http.client would refuse the header with the key in its message, so stop here without showing it.
+            raise ReproError(
+                f"environment variable {self.api_key_env} holds spaces, control or non-ASCII characters; "
+                "set it to the API key alone"
             )
         return key
 
-    def _fail(self, cls: type[EndpointError], message: str, key: str | None) -> EndpointError:
-        if key:
-            message = message.replace(key, "***")
-        return cls(_one_line(message, 400))
+    def _shown(self, raw: bytes | str, secrets: Iterable[str]) -> str:
+        """An excerpt for a message: secrets redacted before cutting, so no part of one is left."""
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        return printable_excerpt(redact_secrets(text, secrets))
+
+    def _fail(self, cls: type[EndpointError], message: str, secrets: Iterable[str]) -> EndpointError:
+        return cls(printable_excerpt(redact_secrets(message, secrets), 1000))
 
     def complete(self, messages: Messages) -> str:
-        """The assistant's reply text for one chat; raises EndpointError / EndpointDown (one-line messages)."""
+        """The assistant's reply text for one chat, secrets redacted; raises EndpointError / EndpointDown."""
         key = self._key()
+        secrets = [key or "", *self._url_secrets]
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        payload = {
-            "model": self.model,
-            "messages": messages,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-        }
-        body = json.dumps(payload).encode("utf-8")
-        url = _safe_url(self.url)
+        elif self._basic:
+            headers["Authorization"] = f"Basic {self._basic}"
+        body = json.dumps(
+            {"model": self.model, "messages": messages, "temperature": self.temperature, "max_tokens": self.max_tokens}
+        ).encode("utf-8")
         attempts = self.max_retries + 1
         last = ""
         for attempt in range(attempts):
             wait = self.backoff_s * 2**attempt
             try:
-                request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    raw = response.read()
-                return self._content(raw, key)
+                return redact_secrets(self._attempt(body, headers, time.monotonic() + self.timeout_s), secrets)
             except urllib.error.HTTPError as exc:
-                try:
-                    detail = exc.read().decode("utf-8", "replace")
-                except (OSError, http.client.HTTPException):
-                    detail = ""
-                finally:
-                    exc.close()
                 if exc.code != 429 and exc.code < 500:
-                    raise self._fail(EndpointError, f"{url} answered HTTP {exc.code}: {detail}", key) from None
+                    detail = self._shown(_read_detail(exc), secrets)
+                    hint = " (redirects are not followed: put the final address in base_url)" if exc.code < 400 else ""
+                    message = f"{self.url} answered HTTP {exc.code}{hint}: {detail}"
+                    raise self._fail(EndpointError, message, secrets) from None
+                exc.close()
                 last = f"HTTP {exc.code}"
                 retry_after = exc.headers.get("Retry-After", "") if exc.headers else ""
                 if exc.code == 429 and retry_after.strip().isdigit():
                     wait = max(wait, min(float(retry_after), 60.0))
+            except _NotAChatCompletion as exc:
+                last = f"{exc.what}: {self._shown(exc.raw, secrets)}"
             except (OSError, http.client.HTTPException) as exc:
                 # URLError, timeouts, refused or reset connections, and a server that hangs up mid-answer.
-                last = _describe(exc)
+                last = self._shown(_describe(exc), secrets)
             if attempt < attempts - 1:
                 self._sleep(wait)
-        raise self._fail(EndpointDown, f"endpoint down: {url} failed {attempts} attempts (last: {last})", key)
+        tries = f"{attempts} attempt" + ("s" if attempts > 1 else "")
+        raise self._fail(EndpointDown, f"endpoint down: {self.url} failed {tries} (last: {last})", secrets)
 
-    def _content(self, raw: bytes, key: str | None) -> str:
-        try:
-            content = json.loads(raw.decode("utf-8"))["choices"][0]["message"]["content"]
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, IndexError, TypeError):
-            shown = raw[:200].decode("utf-8", "replace")
-            raise self._fail(
-                EndpointError, f"{_safe_url(self.url)} answered something that is not a chat completion: {shown}", key
-            ) from None
-        return content if isinstance(content, str) else ""
+    def _attempt(self, body: bytes, headers: dict[str, str], deadline: float) -> str:
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        opener = urllib.request.build_opener(_DeadlineHandler(deadline, self._tls), _NoRedirects())
+        with opener.open(request, timeout=_remaining(deadline)) as response:
+            raw = _read_capped(response, MAX_REPLY_BYTES)
+        return _content(raw)
 
     def complete_many(
         self,
@@ -165,21 +321,39 @@ class ChatClient:
     ) -> list[str | Exception]:
         """complete() for each chat on `concurrency` threads; results (or the exception) in input order.
 
-        `on_result(index, result)` runs in the calling thread as each one finishes, so it may append to a file.
+        `on_result(index, result)` runs in the calling thread once per chat as each one finishes, so it may append
+        to a file. A failed chat does not stop the others. Only when max(concurrency, 3) chats in a row have failed
+        does the endpoint count as down: chats not started yet are then not sent, and get an EndpointDown saying so.
         """
         if not batch:
             return []
         self._key()  # a missing key fails once, here, rather than once per chat
+        give_up_after = max(self.concurrency, 3)
         results: list[str | Exception] = [ReproError("not run")] * len(batch)
+        failed_in_a_row = 0
+        first_failure: Exception | None = None
         pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(batch)), thread_name_prefix="chat")
         try:
             futures = {pool.submit(self.complete, messages): i for i, messages in enumerate(batch)}
             for future in as_completed(futures):
                 i = futures[future]
-                try:
-                    result: str | Exception = future.result()
-                except Exception as exc:
-                    result = exc
+                if future.cancelled():
+                    result: str | Exception = EndpointDown(
+                        f"not sent: {give_up_after} chats in a row failed before it (first: {first_failure})"
+                    )
+                else:
+                    try:
+                        result = future.result()
+                    except Exception as exc:
+                        result = exc
+                    if isinstance(result, Exception):
+                        first_failure = first_failure or result
+                        failed_in_a_row += 1
+                        if failed_in_a_row == give_up_after:
+                            for pending in futures:
+                                pending.cancel()
+                    else:
+                        failed_in_a_row = 0
                 results[i] = result
                 if on_result is not None:
                     on_result(i, result)
@@ -188,3 +362,40 @@ class ChatClient:
             raise
         pool.shutdown(wait=True)
         return results
+
+
+def _split_base_url(base_url: str) -> urllib.parse.SplitResult:
+    """The parsed base_url, or a ConfigError that shows no part of a user:password@."""
+    shown = printable_excerpt(redact_url(base_url), 300)
+    if any(ch.isspace() or not ch.isprintable() for ch in base_url):
+        raise ConfigError(f"judge base_url contains spaces or control characters: '{shown}'")
+    try:
+        parts = urllib.parse.urlsplit(base_url)
+        _port = parts.port  # raises ValueError when the port is not a number
+    except ValueError:
+        # An unencoded "/" or "#" in a password leaves part of it where the host or port should be: show none of it.
+        raise ConfigError("judge base_url has a host or port that does not parse (percent-encode a password)") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"judge base_url must start with http:// or https://, got '{shown}'")
+    if not parts.hostname:
+        raise ConfigError(f"judge base_url names no host: '{shown}'")
+    return parts
+
+
+def _basic_auth(userinfo: str) -> tuple[str, list[str]]:
+    """The Basic auth token for a URL's user:password part, and every form of it a reply or message could echo."""
+    user, _, password = userinfo.partition(":")
+    plain_user, plain_password = urllib.parse.unquote(user), urllib.parse.unquote(password)
+    token = base64.b64encode(f"{plain_user}:{plain_password}".encode()).decode("ascii")
+    secrets = [userinfo, urllib.parse.unquote(userinfo), f"{plain_user}:{plain_password}", token]
+    secrets += [password, plain_password] if password else [user, plain_user]
+    return token, secrets
+
+
+def _read_detail(exc: urllib.error.HTTPError) -> bytes:
+    try:
+        return exc.read(DETAIL_BYTES)
+    except (OSError, http.client.HTTPException):
+        return b""
+    finally:
+        exc.close()
