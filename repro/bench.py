@@ -1,4 +1,4 @@
-"""`make bench`: SFT throughput and memory on the embedded default, chunked vs full log-prob memory; medians."""
+"""`make bench`: SFT throughput and memory, chunked vs full log-prob memory; `bench prefix`: shared-prefix groups."""
 
 from __future__ import annotations
 
@@ -83,6 +83,115 @@ def logprob_case(chunked: bool, tokens: int, vocab: int, hidden: int, repeats: i
     }
 
 
+def prefix_case(model_dir: str, mode: str, prompt_tokens: int, group: int, new_tokens: int, steps: int) -> dict:
+    """One group of `group` responses to a random prompt: forward + backward of their log-probs on one shared-prefix
+    row (grouped) or on one row per response with gradients accumulated (per_sample), or sampling the group with
+    the prompt prefilled once (sample_once) or per sample by generate(num_return_sequences) (sample_repeat)."""
+    from repro.config import GenerationSection, ModelSection
+    from repro.modeling import load_model
+    from repro.train.prefix import grouped_logprobs, per_sample_logprobs
+
+    loaded = load_model(ModelSection(source=model_dir))  # LoRA r16 on all linear layers
+    model, device, tokenizer = loaded.model, loaded.device, loaded.tokenizer
+    gen = torch.Generator().manual_seed(0)
+    vocab = model.config.vocab_size
+    prompt = torch.randint(0, vocab, (prompt_tokens,), generator=gen)
+    responses = [torch.randint(0, vocab, (new_tokens,), generator=gen) for _ in range(group)]
+    sampling = GenerationSection(max_new_tokens=new_tokens, do_sample=True)
+    generated: list[int] = []
+
+    def run_once() -> None:
+        if mode == "grouped":
+            torch.stack([lp.sum() for lp in grouped_logprobs(model, prompt, responses)]).sum().backward()
+        elif mode == "per_sample":
+            for response in responses:
+                per_sample_logprobs(model, prompt, [response])[0].sum().backward()
+        elif mode == "sample_once":
+            from repro.generation import sample_groups
+
+            samples = sample_groups(model, tokenizer, [prompt], group, sampling, seed=0)[0]
+            generated.append(sum(len(s.token_ids) for s in samples))
+        else:
+            from repro.generation import eos_ids
+
+            ids = prompt.unsqueeze(0).to(device)
+            model.eval()
+            with torch.no_grad(), torch.random.fork_rng():
+                torch.manual_seed(0)
+                out = model.generate(
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids),
+                    num_return_sequences=group,
+                    do_sample=True,
+                    max_new_tokens=new_tokens,
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=eos_ids(model, tokenizer),
+                )
+            model.train()
+            eos = set(eos_ids(model, tokenizer))
+            rows = out[:, ids.shape[1] :].tolist()  # a row that stopped early is padded after its eos
+            generated.append(sum(next((i + 1 for i, t in enumerate(r) if t in eos), len(r)) for r in rows))
+        model.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for i in range(steps + 1):
+        start = time.perf_counter()
+        run_once()
+        if i > 0:  # the first pass warms up allocator and kernels
+            times.append(time.perf_counter() - start)
+    out = {"seconds": round(statistics.median(times), 3), "peak_mib": round(_peak_mib(device), 1)}
+    if generated:
+        out["generated_tokens"] = generated[-1]
+    return out
+
+
+def prefix_main(argv: list[str]) -> int:
+    """`python -m repro.bench prefix`: one JSON line, each case in its own process."""
+    parser = argparse.ArgumentParser(prog="python -m repro.bench prefix", description=prefix_case.__doc__)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--prompt-tokens", type=int, default=4096)
+    parser.add_argument("--group", type=int, default=8)
+    parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=3, help="timed passes per case (median), after one warm-up")
+    opts = parser.parse_args(argv)
+    model = opts.model if Path(opts.model, "config.json").is_file() else str(REPO / opts.model)
+    if not Path(model, "config.json").is_file():
+        print(f"bench prefix: model folder '{opts.model}' missing", file=sys.stderr)
+        return 2
+    shape = [str(opts.prompt_tokens), str(opts.group), str(opts.new_tokens), str(opts.steps)]
+    cases = {mode: _run_worker(["prefix", model, mode, *shape]) for mode in _PREFIX_MODES}
+    grouped, per_sample = cases["grouped"], cases["per_sample"]
+    once, repeat = cases["sample_once"], cases["sample_repeat"]
+    row = {
+        "model": opts.model,
+        "prompt_tokens": opts.prompt_tokens,
+        "group": opts.group,
+        "new_tokens": opts.new_tokens,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "grouped_s": grouped["seconds"],
+        "per_sample_s": per_sample["seconds"],
+        "speedup": round(per_sample["seconds"] / grouped["seconds"], 2),
+        "grouped_peak_mib": grouped["peak_mib"],
+        "per_sample_peak_mib": per_sample["peak_mib"],
+        "sample_once_s": once["seconds"],
+        "sample_repeat_s": repeat["seconds"],
+        "sample_speedup": round(repeat["seconds"] / once["seconds"], 2),
+        "sample_once_tokens": once["generated_tokens"],
+        "sample_repeat_tokens": repeat["generated_tokens"],
+    }
+    print(json.dumps(row), flush=True)
+    return 0
+
+
+_PREFIX_MODES = ("grouped", "per_sample", "sample_once", "sample_repeat")
+
+
 def _run_worker(args: list[str]) -> dict:
     res = subprocess.run(
         [sys.executable, "-m", "repro.bench", "--worker", *args], capture_output=True, text=True, cwd=REPO
@@ -92,17 +201,22 @@ def _run_worker(args: list[str]) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["prefix"]:
+        return prefix_main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--steps", type=int, default=3, help="timed SFT steps per case (median)")
     parser.add_argument("--repeats", type=int, default=5, help="timed log-prob passes per case (median)")
-    opts = parser.parse_args()
+    opts = parser.parse_args(argv)
     if opts.worker is not None:
         kind, *rest = opts.worker
         if kind == "sft":
             out = sft_case(rest[0], int(rest[1]), rest[2] == "1", int(rest[3]))
+        elif kind == "prefix":
+            out = prefix_case(rest[0], rest[1], *(int(x) for x in rest[2:6]))
         else:
             out = logprob_case(rest[0] == "1", int(rest[1]), int(rest[2]), int(rest[3]), int(rest[4]))
         print(json.dumps(out))
