@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from repro.l1.sft import run_sft
 from repro.l1.sft_data import IGNORE, build_sft_sample
 from repro.modeling import load_tokenizer
 from repro.train.dist import DistInfo
-from repro.train.loop import TrainingDiverged
+from repro.train.engine import TrainingDiverged
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -123,11 +124,37 @@ def test_two_processes_step_like_one_with_twice_the_batch(tiny_model_dir, train_
         cmd = [sys.executable, "-m", "repro", "sft", str(recipe), *common, batch, "--out", str(tmp_path / name)]
         res = subprocess.run(cmd + ["--nproc", nproc], capture_output=True, text=True, env=env, cwd=REPO)
         assert res.returncode == 0, res.stderr[-2000:]
-    one, two = adapter_weights(tmp_path / "one", 1), adapter_weights(tmp_path / "two", 1)
+    assert_same_first_step(tmp_path / "one", tmp_path / "two")
+
+
+def first_row(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
+
+
+def assert_same_first_step(a: Path, b: Path) -> None:
+    """Same loss, units and gradient norm (the norm is of the averaged gradient: it sees any wrong scale), and
+    the same weights after the update. Adam's first update is lr * g / (|g| + eps), about ±lr whatever the
+    gradient's scale, so the weights alone could not catch a wrong average; an element whose gradient is
+    near eps turns rounding into up to lr * 1e-3, hence the weights' tolerance of 1e-5 + lr * 1e-3."""
+    row_a, row_b = first_row(a), first_row(b)
+    assert row_a["units"] == row_b["units"] > 0
+    assert row_a["loss"] == pytest.approx(row_b["loss"], rel=1e-5)
+    assert row_a["grad_norm"] == pytest.approx(row_b["grad_norm"], rel=1e-5)
+    wa, wb = adapter_weights(a, 1), adapter_weights(b, 1)
     # LoRA's B matrices start at zero: after the step they must not be, or the comparison says nothing
-    assert all(one[k].abs().max() > 0 for k in one if "lora_B" in k)
-    for name in one:
-        torch.testing.assert_close(one[name], two[name], atol=1e-5, rtol=0)
+    assert all(wa[k].abs().max() > 0 for k in wa if "lora_B" in k)
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], atol=1e-5 + 1e-2 * 1e-3, rtol=0)
+
+
+def test_grad_accum_2_steps_like_one_micro_batch_twice_as_large(tiny_model_dir, train_data, tmp_path):
+    common = ("train.tasks=[]", "train.limit=4", "train.max_steps=1", "train.lr=1.0e-2", "train.max_seq_tokens=4096")
+    common += ("train.micro_batch_tokens=65536",)
+    one = sft_recipe(tmp_path, tiny_model_dir, train_data, *common, "train.micro_batch_size=4")
+    two = sft_recipe(tmp_path, tiny_model_dir, train_data, *common, "train.micro_batch_size=2", "train.grad_accum=2")
+    run_sft(one, tmp_path / "one", DistInfo())
+    run_sft(two, tmp_path / "two", DistInfo())
+    assert_same_first_step(tmp_path / "one", tmp_path / "two")
 
 
 def test_a_4bit_lora_sft_step_on_cpu(tiny_model_dir, train_data, tmp_path):
@@ -149,8 +176,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_model_dir, train
 
         def loss(model, batch):
             calls["n"] += 1
-            value, n = real_loss(model, batch)
-            return (value * float("nan") if calls["n"] == 2 else value), n
+            out = real_loss(model, batch)
+            if calls["n"] == 2:
+                out.loss_sum = out.loss_sum * float("nan")
+            return out
 
         task.loss = loss
         return task

@@ -12,11 +12,12 @@ from repro.config import Recipe, recipe_to_yaml
 from repro.data.schema import Record, read_records
 from repro.errors import DataError
 from repro.fsio import atomic_write_text, swap_folder
-from repro.l1.sft_data import IGNORE, SftSample, build_sft_sample
+from repro.l1.sft_data import SftSample, build_sft_sample
 from repro.train.batching import pack_batch, pad_batch
 from repro.train.dist import DistInfo
+from repro.train.engine import LossOutput
 from repro.train.logprobs import chunked_cross_entropy
-from repro.train.loop import TrainResult, TrainTask, train
+from repro.train.loop import StaticTask, TrainResult, train_static
 
 log = logging.getLogger("repro.sft")
 
@@ -56,16 +57,17 @@ def load_sft_samples(recipe: Recipe, tokenizer: Any, records: list[Record] | Non
     return samples
 
 
-def sft_task(samples: list[SftSample], recipe: Recipe, pad_id: int) -> TrainTask:
+def sft_task(samples: list[SftSample], recipe: Recipe, pad_id: int) -> StaticTask:
     cfg = recipe.train
 
-    def collate(indices: list[int]) -> dict[str, torch.Tensor]:
+    def collate(indices: list[int], step: int, seed: int) -> dict[str, torch.Tensor]:
         seqs = [samples[i].input_ids for i in indices]
         labels = [samples[i].labels for i in indices]
         return pack_batch(seqs, labels) if cfg.pack else pad_batch(seqs, pad_id, labels, side="right")
 
-    def loss(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return chunked_cross_entropy(
+    def loss(model: Any, batch: dict[str, torch.Tensor]) -> LossOutput:
+        # units: the response tokens the cross-entropy counted
+        loss_sum, n_targets = chunked_cross_entropy(
             model,
             batch["input_ids"],
             batch.get("attention_mask"),
@@ -73,11 +75,9 @@ def sft_task(samples: list[SftSample], recipe: Recipe, pad_id: int) -> TrainTask
             chunk_size=cfg.logprob_chunk,
             position_ids=batch.get("position_ids"),
         )
+        return LossOutput(loss_sum, n_targets)
 
-    def count_units(batch: dict[str, torch.Tensor]) -> int:
-        return int((batch["labels"][:, 1:] != IGNORE).sum())  # next-token targets: the first label is never one
-
-    return TrainTask(lengths=[len(s) for s in samples], collate=collate, loss=loss, count_units=count_units)
+    return StaticTask(lengths=[len(s) for s in samples], collate=collate, loss=loss)
 
 
 def run_sft(recipe: Recipe, run_dir: Path, dist: DistInfo, resume: bool = False) -> TrainResult:
@@ -93,7 +93,7 @@ def run_sft(recipe: Recipe, run_dir: Path, dist: DistInfo, resume: bool = False)
         n_tokens = sum(len(s) for s in samples)
         log.info("%d SFT samples, %d tokens, into %s", len(samples), n_tokens, run_dir)
     task = sft_task(samples, recipe, loaded.tokenizer.pad_token_id)
-    result = train(
+    result = train_static(
         loaded.model, task, recipe.train, run_dir, dist, loaded.device, loaded.dtype, recipe.seed, resume=resume
     )
     if dist.is_main:
