@@ -115,14 +115,16 @@ def sft_command(
     """QwenLong-L1 warm-up SFT: prompt (documents + question) -> reasoning + answer, loss on the response."""
     if nproc < 1:
         raise ReproError(f"--nproc: expected 1 or more processes, got {nproc}")
-    if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        _relaunch_under_torchrun(nproc)
     from repro.config import load_recipe
+
+    cfg = load_recipe(recipe, overrides or [])  # a bad recipe fails here once, not in each process
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        _check_gpus_for(nproc, on_cpu=cfg.model.device == "cpu")
+        _relaunch_under_torchrun(nproc)
     from repro.l1.sft import run_sft
     from repro.train.dist import setup_distributed, teardown
 
-    cfg = load_recipe(recipe, overrides or [])
-    dist = setup_distributed()
+    dist = setup_distributed(cpu=cfg.model.device == "cpu")
     try:
         run_dir = _agreed_run_folder(cfg, out, resume, dist.is_main)
         result = run_sft(cfg, run_dir, dist, resume=resume)
@@ -165,6 +167,17 @@ def _agreed_run_folder(cfg, out: str | None, resume: bool, is_main: bool):
     return folder
 
 
+def _check_gpus_for(nproc: int, on_cpu: bool) -> None:
+    """On a GPU machine each process needs a GPU of its own, unless the processes run on the CPU (gloo)."""
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus and nproc > gpus and not on_cpu:
+        raise ReproError(
+            f"--nproc {nproc}: only {gpus} GPU(s) visible; use --nproc {gpus}, or model.device=cpu for CPU processes"
+        )
+
+
 def _relaunch_under_torchrun(nproc: int) -> None:
     """Run this same command again as `torchrun --nproc_per_node N -m repro …` and exit with its status."""
     import subprocess
@@ -186,6 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     from typer.exceptions import Abort, TyperException
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # peft imports bitsandbytes whether or not 4-bit is asked for, and its CPU backend then warns about an
+    # optional kernel package on every command; the kit says what matters when 4-bit is actually used
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     # deprecation notices from inside transformers/peft are for their maintainers, not the kit's users
     warnings.filterwarnings("ignore", category=FutureWarning)
     args = sys.argv[1:] if argv is None else list(argv)

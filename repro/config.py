@@ -92,12 +92,20 @@ class ModelSection:
 
 
 @dataclass
-class TrainSection:
+class SftSection:
+    """Warm-up SFT's data: which records, and how long a sample may be."""
+
     data: str = "data/loong-mini/train.jsonl"
     sets: list[int] = _ranged_list(list, 1)  # Loong length sets to train on (empty: all)
     tasks: list[str] = field(default_factory=list)  # tasks to train on (empty: all)
     limit: int | None = _ranged(None, 1)
     max_seq_tokens: int = _ranged(1024, 1)  # a sample's prompt documents are dropped whole until it fits
+
+
+@dataclass
+class TrainSection:
+    """The loop and optimizer knobs every training stage shares."""
+
     micro_batch_tokens: int = _ranged(4096, 1)  # token budget of one micro-batch (padded size, or packed length)
     micro_batch_size: int = _ranged(4, 1)  # at most this many samples in a micro-batch
     grad_accum: int = _ranged(1, 1)  # micro-batches per optimizer step and process
@@ -113,6 +121,8 @@ class TrainSection:
     keep_last: int = _ranged(2, 1)
     logprob_chunk: int = _ranged(1024, 1)
     pack: bool = False  # one row per micro-batch, position_ids restart per sample (flash-attention's path)
+    # groups and pairs that share a prompt run as one row, the prompt once (RL, PO); false: one row per response
+    shared_prefix: bool = True
     tensorboard: bool = False
 
 
@@ -171,6 +181,7 @@ class Recipe:
     output_dir: str = "runs"
     model: ModelSection = field(default_factory=ModelSection)
     train: TrainSection = field(default_factory=TrainSection)
+    sft: SftSection = field(default_factory=SftSection)
     loong_mini: LoongMiniSection = field(default_factory=LoongMiniSection)
     eval: EvalSection = field(default_factory=EvalSection)
 
@@ -304,7 +315,13 @@ def _all_keys(cls: type = Recipe, prefix: str = "") -> list[str]:
     return keys
 
 
+# keys that moved to another section: named in the error, so an old recipe is quick to fix
+MOVED_KEYS = {f"train.{k}": f"sft.{k}" for k in ("data", "sets", "tasks", "limit", "max_seq_tokens")}
+
+
 def _unknown_key_error(key: str, where: str) -> ConfigError:
+    if key in MOVED_KEYS:
+        return ConfigError(f"{where}: key '{key}' is now '{MOVED_KEYS[key]}' (the stage's own section); rename it")
     close = difflib.get_close_matches(key, _all_keys(), n=1, cutoff=0.6)
     if not close:
         leaf = key.rsplit(".", 1)[-1]

@@ -79,7 +79,7 @@ def sft_loop_check(model_dir: str, workdir: str) -> tuple[float, float]:
     import json
     from pathlib import Path
 
-    from repro.config import Recipe, TrainSection
+    from repro.config import Recipe, SftSection, TrainSection
     from repro.data.loong_mini import generate
     from repro.data.schema import write_records
     from repro.l1.sft import run_sft
@@ -90,9 +90,8 @@ def sft_loop_check(model_dir: str, workdir: str) -> tuple[float, float]:
     recipe = Recipe(
         name="gpu-check-sft",
         model=ModelSection(source=model_dir, dtype="bfloat16", attention="auto"),
+        sft=SftSection(data=str(data), max_seq_tokens=8192),
         train=TrainSection(
-            data=str(data),
-            max_seq_tokens=8192,
             micro_batch_tokens=32768,
             micro_batch_size=4,
             max_steps=6,

@@ -43,7 +43,14 @@ def local_rank() -> int:
 def pick_device(name: str = "auto") -> torch.device:
     """`auto`: this rank's own CUDA device under torchrun/accelerate (LOCAL_RANK), else the CPU."""
     if name == "auto":
-        return torch.device("cuda", local_rank()) if torch.cuda.is_available() else torch.device("cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        if local_rank() >= torch.cuda.device_count():
+            raise ModelError(
+                f"process {local_rank()} has no GPU of its own ({torch.cuda.device_count()} visible): run at most "
+                f"{torch.cuda.device_count()} processes per node, or model.device=cpu for CPU processes (gloo)"
+            )
+        return torch.device("cuda", local_rank())
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -178,6 +185,8 @@ def _bnb_config(cfg: ModelSection, dtype: torch.dtype) -> Any:
 
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ModelError("model.quant.load_in_4bit needs the bitsandbytes package (pip install bitsandbytes)")
+    if importlib.util.find_spec("kernels") is None and not torch.cuda.is_available():
+        log.info("4-bit on the CPU: bitsandbytes' own kernels (the optional `kernels` package would add faster ones)")
     compute = dtype if cfg.quant.compute_dtype == "auto" else _DTYPES[cfg.quant.compute_dtype]
     return BitsAndBytesConfig(
         load_in_4bit=True,
@@ -262,7 +271,10 @@ def _first_line(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def reference_policy(model: Any) -> Iterator[Any]:
-    """The frozen reference: the same weights with the adapters switched off, no second copy."""
+    """The frozen reference: the same weights with the adapters switched off, no second copy (DDP: the inner
+    module's adapters, so a loss given the DDP-wrapped policy can ask for it too)."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module
     if not hasattr(model, "disable_adapter"):
         raise ModelError("a reference policy needs LoRA adapters (model.lora.enabled=true); full fine-tuning has none")
     with model.disable_adapter():

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from repro.errors import ReproError
+
+# The keys that fix a training run's plan (which samples, in which batches, for how many steps): a resumed
+# run must keep them, or its second half would follow another plan than its first. A section name covers
+# every key in it.
+PLAN_KEYS = (
+    "seed",
+    "train.micro_batch_tokens",
+    "train.micro_batch_size",
+    "train.grad_accum",
+    "train.epochs",
+    "train.max_steps",
+    "train.pack",
+)
 
 
 def run_folder(output_dir: str, name: str, out: str | None, resume: bool) -> Path:
@@ -29,3 +46,40 @@ def run_folder(output_dir: str, name: str, out: str | None, resume: bool) -> Pat
     if root.exists() and not root.is_dir():
         raise ReproError(f"output_dir {root}: is a file, not a folder; set output_dir=FOLDER or pass --out")
     return root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}{key}."))
+    return flat
+
+
+def check_resume_plan(run_dir: Path, recipe: Any, stage_keys: tuple[str, ...]) -> None:
+    """Refuse to resume `run_dir` with a recipe whose plan differs from the one it started with.
+
+    `stage_keys` adds the stage's own (e.g. "sft": its data selection). Nothing to compare: no recipe.yaml yet.
+    """
+    saved_file = run_dir / "recipe.yaml"
+    if not saved_file.is_file():
+        return
+    try:
+        saved = _flatten(yaml.safe_load(saved_file.read_text(encoding="utf-8")) or {})
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ReproError(f"{saved_file}: cannot read the run's recipe to resume it ({exc})") from None
+    now = _flatten(dataclasses.asdict(recipe))
+    keys = PLAN_KEYS + stage_keys
+    changed = sorted(
+        k
+        for k in set(saved) | set(now)
+        if any(k == p or k.startswith(p + ".") for p in keys) and saved.get(k) != now.get(k)
+    )
+    if changed:
+        shown = ", ".join(f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise ReproError(
+            f"--resume {run_dir}: the recipe changes the run's plan: {shown}{more}; "
+            "resume with the run's own recipe.yaml, or start a new run"
+        )

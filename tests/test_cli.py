@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from repro.cli import main
 
@@ -57,7 +58,8 @@ def test_env_prints_its_table(capsys):
     for row in ("python", "torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets"):
         assert row in out
     assert "attention (auto)" in out and "sdpa" in out  # CPU here: no flash attention
-    assert "4-bit loading" in out and "yes (nf4 on cpu)" in out
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the device `auto` picks on this machine
+    assert "4-bit loading" in out and f"yes (nf4 on {device})" in out
 
 
 def test_python_dash_m_and_console_script_agree():

@@ -19,8 +19,10 @@ from repro.modeling import (
 
 
 def section(source, **kw) -> ModelSection:
+    """These tests check the CPU paths (4-bit on the CPU among them): the model stays there on a GPU machine too."""
     lora = kw.pop("lora", LoraSection(r=4, alpha=8, dropout=0.0))
     quant = kw.pop("quant", QuantSection())
+    kw.setdefault("device", "cpu")
     return ModelSection(source=source, lora=lora, quant=quant, **kw)
 
 

@@ -35,8 +35,8 @@ def train_data(tmp_path_factory) -> Path:
 def sft_recipe(tmp_path, model_dir, data, *overrides):
     path = tmp_path / "sft.yaml"
     path.write_text(
-        f"seed: 0\nmodel:\n  source: {model_dir}\n  lora:\n    r: 4\n    alpha: 8\n    dropout: 0.0\n"
-        f"train:\n  data: {data}\n  limit: 4\n  max_seq_tokens: 4096\n  micro_batch_tokens: 16384\n"
+        f"seed: 0\nmodel:\n  source: {model_dir}\n  device: cpu\n  lora:\n    r: 4\n    alpha: 8\n    dropout: 0.0\n"
+        f"sft:\n  data: {data}\n  limit: 4\n  max_seq_tokens: 4096\ntrain:\n  micro_batch_tokens: 16384\n"
         "  micro_batch_size: 2\n  lr: 1.0e-3\n  schedule: constant\n  checkpoint_every: 1\n  keep_last: 10\n"
     )
     return load_recipe(path, list(overrides))
@@ -74,7 +74,7 @@ def test_loss_mask_covers_the_response_only(tiny_model_dir):
 
 def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tiny_model_dir, train_data, tmp_path, monkeypatch):
     recipe = sft_recipe(
-        tmp_path, tiny_model_dir, train_data, "train.limit=8", "train.epochs=2", "train.checkpoint_every=3"
+        tmp_path, tiny_model_dir, train_data, "sft.limit=8", "train.epochs=2", "train.checkpoint_every=3"
     )
     full = run_sft(recipe, tmp_path / "full", DistInfo())
     assert full.steps == 8  # 8 samples / 2 per micro-batch, 2 epochs
@@ -108,13 +108,14 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tiny_model_dir
 def test_two_processes_step_like_one_with_twice_the_batch(tiny_model_dir, train_data, tmp_path):
     common = [
         f"model.source={tiny_model_dir}",
-        f"train.data={train_data}",
-        "train.tasks=[]",
-        "train.limit=4",
+        "model.device=cpu",  # gloo processes, also on a machine with fewer GPUs than processes
+        f"sft.data={train_data}",
+        "sft.tasks=[]",
+        "sft.limit=4",
         "train.max_steps=1",
         "train.lr=1.0e-2",
         "model.lora.dropout=0.0",
-        "train.max_seq_tokens=4096",
+        "sft.max_seq_tokens=4096",
         "train.micro_batch_tokens=65536",
     ]
     recipe = REPO / "recipes" / "tiny" / "l1_sft.yaml"
@@ -148,7 +149,7 @@ def assert_same_first_step(a: Path, b: Path) -> None:
 
 
 def test_grad_accum_2_steps_like_one_micro_batch_twice_as_large(tiny_model_dir, train_data, tmp_path):
-    common = ("train.tasks=[]", "train.limit=4", "train.max_steps=1", "train.lr=1.0e-2", "train.max_seq_tokens=4096")
+    common = ("sft.tasks=[]", "sft.limit=4", "train.max_steps=1", "train.lr=1.0e-2", "sft.max_seq_tokens=4096")
     common += ("train.micro_batch_tokens=65536",)
     one = sft_recipe(tmp_path, tiny_model_dir, train_data, *common, "train.micro_batch_size=4")
     two = sft_recipe(tmp_path, tiny_model_dir, train_data, *common, "train.micro_batch_size=2", "train.grad_accum=2")

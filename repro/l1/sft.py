@@ -13,6 +13,7 @@ from repro.data.schema import Record, read_records
 from repro.errors import DataError
 from repro.fsio import atomic_write_text, swap_folder
 from repro.l1.sft_data import SftSample, build_sft_sample
+from repro.runs import check_resume_plan
 from repro.train.batching import pack_batch, pad_batch
 from repro.train.dist import DistInfo
 from repro.train.engine import LossOutput
@@ -24,7 +25,7 @@ log = logging.getLogger("repro.sft")
 
 def select_sft_records(recipe: Recipe) -> list[Record]:
     """The records the recipe trains on; read before any model loads, so a bad data file fails at once."""
-    cfg = recipe.train
+    cfg = recipe.sft
     records = read_records(cfg.data).records
     records = [
         r
@@ -39,7 +40,7 @@ def select_sft_records(recipe: Recipe) -> list[Record]:
 
 
 def load_sft_samples(recipe: Recipe, tokenizer: Any, records: list[Record] | None = None) -> list[SftSample]:
-    cfg = recipe.train
+    cfg = recipe.sft
     records = select_sft_records(recipe) if records is None else records
     samples, too_long = [], 0
     for record in records:
@@ -50,10 +51,10 @@ def load_sft_samples(recipe: Recipe, tokenizer: Any, records: list[Record] | Non
         samples.append(sample)
     if too_long:
         log.warning(
-            "%d samples skipped: their response alone exceeds train.max_seq_tokens=%d", too_long, cfg.max_seq_tokens
+            "%d samples skipped: their response alone exceeds sft.max_seq_tokens=%d", too_long, cfg.max_seq_tokens
         )
     if not samples:
-        raise DataError(f"{cfg.data}: no sample fits train.max_seq_tokens={cfg.max_seq_tokens}")
+        raise DataError(f"{cfg.data}: no sample fits sft.max_seq_tokens={cfg.max_seq_tokens}")
     return samples
 
 
@@ -83,6 +84,8 @@ def sft_task(samples: list[SftSample], recipe: Recipe, pad_id: int) -> StaticTas
 def run_sft(recipe: Recipe, run_dir: Path, dist: DistInfo, resume: bool = False) -> TrainResult:
     from repro.modeling import load_model
 
+    if resume:
+        check_resume_plan(run_dir, recipe, stage_keys=("sft",))
     records = select_sft_records(recipe)
     torch.manual_seed(recipe.seed)  # LoRA's initial A matrices: the same on every rank and every resume
     loaded = load_model(recipe.model, training=True)

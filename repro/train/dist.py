@@ -21,12 +21,15 @@ class DistInfo:
         return self.rank == 0
 
 
-def setup_distributed() -> DistInfo:
-    """Join the process group torchrun/accelerate describe in the environment; a no-op for one process."""
+def setup_distributed(cpu: bool = False) -> DistInfo:
+    """Join the process group torchrun/accelerate describe in the environment; a no-op for one process.
+
+    NCCL when the processes train on GPUs, gloo on CPUs (`cpu`: the recipe pins model.device=cpu).
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     info = DistInfo(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
     if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = "nccl" if torch.cuda.is_available() and not cpu else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(info.local_rank)
         dist.init_process_group(backend=backend)
