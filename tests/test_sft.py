@@ -213,3 +213,31 @@ def test_export_merges_to_the_adapter_models_logits(tiny_model_dir, train_data, 
     assert (adapter_logits - base_logits).abs().max() > 1e-4, "training moved the model"
     torch.testing.assert_close(merged_logits, adapter_logits, atol=1e-4, rtol=1e-4)
     assert not any(name.startswith("base_model") for name in merged.state_dict())
+
+
+def test_packed_rows_train_like_padded_ones(tiny_model_dir, train_data, tmp_path):
+    """The same 4 samples in one micro-batch: packed into one row (position ids restart per sample, a
+    block-diagonal mask on sdpa) or padded into 4 rows, the step's loss, units and gradient are the same."""
+    common = ("sft.tasks=[]", "sft.limit=4", "train.max_steps=1", "train.micro_batch_size=4")
+    common += ("train.micro_batch_tokens=65536", "train.lr=1.0e-2")
+    for name, pack in (("padded", "false"), ("packed", "true")):
+        run_sft(
+            sft_recipe(tmp_path, tiny_model_dir, train_data, *common, f"train.pack={pack}"), tmp_path / name, DistInfo()
+        )
+    assert_same_first_step(tmp_path / "padded", tmp_path / "packed")
+
+
+def test_resuming_a_finished_run_trains_nothing_and_says_so(tiny_model_dir, train_data, tmp_path, capsys):
+    from repro.cli import main
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"model:\n  source: {tiny_model_dir}\n  device: cpu\n  lora:\n    r: 4\nsft:\n  data: {train_data}\n"
+        "  limit: 2\n  tasks: []\n  max_seq_tokens: 4096\ntrain:\n  micro_batch_tokens: 16384\n  max_steps: 1\n"
+    )
+    for extra in ([], ["--resume"]):
+        with pytest.raises(SystemExit) as done:
+            main(["sft", str(recipe), "--out", str(tmp_path / "run"), *extra])
+        assert done.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "nothing left to train: the run had finished its 1 steps" in out

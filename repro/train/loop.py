@@ -72,34 +72,31 @@ class TrainResult:
     skipped_updates: int = 0
 
 
-def epoch_plan(
-    lengths: Sequence[int], cfg: TrainSection, seed: int, epoch: int, dist: DistInfo
-) -> list[list[list[int]]]:
-    """This rank's optimizer steps for one epoch: each a list of `grad_accum` micro-batches of sample indices."""
-    batches = token_budget_batches(
+def _epoch_batches(lengths: Sequence[int], cfg: TrainSection, seed: int, epoch: int) -> list[list[int]]:
+    return token_budget_batches(
         list(lengths),
         cfg.micro_batch_tokens,
         max_batch=cfg.micro_batch_size,
         shuffle_seed=seed * 1000 + epoch,
         padded=not cfg.pack,
     )
-    mine = shard_for_rank(batches, dist.rank, dist.world_size)
+
+
+def epoch_plan(
+    lengths: Sequence[int], cfg: TrainSection, seed: int, epoch: int, dist: DistInfo
+) -> list[list[list[int]]]:
+    """This rank's optimizer steps for one epoch: each a list of `grad_accum` micro-batches of sample indices."""
+    mine = shard_for_rank(_epoch_batches(lengths, cfg, seed, epoch), dist.rank, dist.world_size)
     n_steps = len(mine) // cfg.grad_accum
     return [mine[i * cfg.grad_accum : (i + 1) * cfg.grad_accum] for i in range(n_steps)]
 
 
 def dropped_samples(lengths: Sequence[int], cfg: TrainSection, seed: int, epoch: int, world_size: int) -> int:
     """Samples of an epoch that no step trains on: rank sharding's tail plus the grad_accum remainder."""
-    batches = token_budget_batches(
-        list(lengths),
-        cfg.micro_batch_tokens,
-        cfg.micro_batch_size,
-        shuffle_seed=seed * 1000 + epoch,
-        padded=not cfg.pack,
-    )
-    used = (len(batches) // world_size // cfg.grad_accum) * cfg.grad_accum * world_size
-    kept = [b for rank in range(world_size) for b in batches[rank:used:world_size]]
-    return len(lengths) - sum(len(b) for b in kept)
+    batches = _epoch_batches(lengths, cfg, seed, epoch)
+    per_rank = (len(batches) // world_size // cfg.grad_accum) * cfg.grad_accum
+    used = [b for rank in range(world_size) for b in batches[rank : per_rank * world_size : world_size]]
+    return len(lengths) - sum(len(b) for b in used)
 
 
 def train_static(
@@ -209,6 +206,8 @@ class _Run:
 
     def start(self, resume: bool) -> tuple[int, dict | None]:
         state = None
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume and (ckpt := latest_checkpoint(self.run_dir)) is not None:
             state = load_checkpoint(ckpt, self.model, self.engine.optimizer, self.engine.scheduler)
             self.engine.load_state_dict(state.get("engine", {}))
