@@ -1,0 +1,379 @@
+"""QwenLong-L1's hybrid reward: rule-based verification, an optional LLM judge on top, DAPO overlong shaping."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from repro.data.schema import Record
+from repro.errors import ConfigError
+from repro.loong.answers import extract_answer, normalize_text, parse_number
+from repro.loong.eval import ORDERED_SUBTASKS
+from repro.loong.judges import format_gold, rule_score
+
+log = logging.getLogger("repro.rewards")
+
+Gold = str | list | dict
+Messages = list[dict[str, str]]
+Judge = Callable[[list[Messages]], list[str | Exception]]
+
+
+@dataclass
+class RewardConfig:
+    partial_credit: bool = True  # list/dict golds earn rule_score / 100 rather than all-or-nothing
+    require_format: bool = False  # no "the answer is" (after any </think>): reward 0, and the judge is not asked
+    numeric_rel_tol: float = 0.01
+    overlong_buffer: int = 0  # 0: no overlong shaping
+    overlong_factor: float = 1.0
+    llm_judge: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.numeric_rel_tol) and self.numeric_rel_tol >= 0):
+            raise ConfigError(f"numeric_rel_tol must be a number >= 0, got {self.numeric_rel_tol!r}")
+        if self.overlong_buffer < 0:
+            raise ConfigError(f"overlong_buffer must be >= 0, got {self.overlong_buffer!r}")
+        if not (math.isfinite(self.overlong_factor) and self.overlong_factor >= 0):
+            raise ConfigError(f"overlong_factor must be a number >= 0, got {self.overlong_factor!r}")
+
+
+@dataclass(frozen=True)
+class RewardResult:
+    """rule in [0, 1]; judge 1.0 / 0.0, or None when not asked or its reply failed; total = max(rule, judge or 0)."""
+
+    rule: float
+    judge: float | None
+    total: float
+
+
+def _text(prediction: object) -> str:
+    if isinstance(prediction, str):
+        return prediction
+    try:
+        return str(prediction)
+    except ValueError:  # an int past Python's 4,300-digit conversion limit
+        return ""
+
+
+# --- sub-exact match -------------------------------------------------------------------------------------------
+
+# Kept through normalize_text, which deletes punctuation: "1.5" must not become "15", nor "-3" become "3".
+_DECIMAL_MARK = "\ue000"
+_MINUS_MARK = "\ue001"
+_DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
+_THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_MINUS = re.compile(r"(?<![\w.])-(?=\.?\d)")
+
+
+def _tokens(text: str) -> str:
+    text = _THOUSANDS_COMMA.sub("", text)
+    text = _DECIMAL_POINT.sub(_DECIMAL_MARK, text)
+    return normalize_text(_MINUS.sub(_MINUS_MARK, text))
+
+
+def _sub_em_answer(answer: str, golds: Iterable[str]) -> float:
+    haystack = f" {_tokens(answer)} "
+    for gold in golds:
+        needle = _tokens(_text(gold))
+        if needle and f" {needle} " in haystack:
+            return 1.0
+    return 0.0
+
+
+def sub_em(prediction: str, gold: str, aliases: Iterable[str] = ()) -> float:
+    """1.0 when the gold (or an alias) occurs in the extracted answer as a run of whole tokens, else 0.0.
+
+    Both sides are normalised with normalize_text (lower case, punctuation and articles deleted, whitespace
+    collapsed) after two number-preserving steps: a thousands comma between digits is dropped ("1,250" ->
+    "1250"), and a decimal point between digits and a leading minus sign survive, so "1.5" never matches "15"
+    nor "-3" match "3". The normalised gold, split on whitespace, must appear as a contiguous sequence of
+    tokens of the normalised answer: "a" does not match inside "banana", "new york" matches "in new york
+    city". A gold that normalises to nothing (empty, only punctuation) never matches. The answer is
+    extract_answer(prediction): after the last </think>, after the last "the answer is".
+    """
+    return _sub_em_answer(extract_answer(_text(prediction)), [gold, *aliases])
+
+
+# --- numbers ---------------------------------------------------------------------------------------------------
+
+# Words that may follow a number and are ignored: the scale factors below absorb percent vs fraction and
+# thousands vs millions, so a unit word is read as a label, never as a multiplier.
+UNIT_WORDS = frozenset(
+    {"percent", "per cent", "thousand", "thousands", "million", "millions", "billion", "billions", "trillion"}
+    | {"k", "m", "mn", "bn", "dollars", "usd", "eur", "euros", "yuan", "rmb", "cny", "points"}
+)
+_TRAILING_UNIT = re.compile(r"^(.{1,400}?)\s*([a-z]+(?: [a-z]+)?)$", re.IGNORECASE | re.DOTALL)
+SCALES = (1.0, 100.0, 1000.0, 0.01, 0.001)
+
+
+def read_number(text: str) -> float | None:
+    """A finite number in a plain number ("1,234.5", "$12", "12.5%"), optionally followed by a UNIT_WORDS word.
+
+    None for anything else, including "inf", "nan", exponents ("1e999") and numbers past float range.
+    """
+    text = _text(text).strip()
+    if len(text) > 500:
+        return None
+    value = parse_number(text)
+    if value is None:
+        m = _TRAILING_UNIT.match(text)
+        if m and m.group(2).lower() in UNIT_WORDS:
+            value = parse_number(m.group(1))
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _numbers_close(pred: float, gold: float, rel_tol: float) -> bool:
+    for scale in SCALES:
+        target = gold * scale
+        if math.isfinite(target) and abs(pred - target) <= rel_tol * abs(target):
+            return True
+    return False
+
+
+def numeric_match(prediction: str, gold: str, rel_tol: float = 1e-2) -> float:
+    """1.0 when the extracted answer and the gold read as numbers (read_number) that agree, else 0.0.
+
+    They agree when |pred - gold * s| <= rel_tol * |gold * s| for a scale s in 1, 100, 1000, 1/100, 1/1000
+    (percent vs fraction, thousands vs millions). The tolerance is relative to the gold alone, so a gold of 0
+    matches only 0; a negative or non-finite rel_tol counts as 0.
+    """
+    tol = rel_tol if isinstance(rel_tol, (int, float)) and math.isfinite(rel_tol) and rel_tol > 0 else 0.0
+    pred = read_number(extract_answer(_text(prediction)))
+    ref = read_number(_text(gold))
+    return 1.0 if pred is not None and ref is not None and _numbers_close(pred, ref, tol) else 0.0
+
+
+# --- multiple choice -------------------------------------------------------------------------------------------
+
+# A capital letter at the start followed by ")", ".", ":" or the end ("B", "(B) Paris", "B. Paris", "Option B");
+# a lower-case one only alone, since "a" at the start of a sentence is usually the article.
+_CHOICE = re.compile(r"(?:(?i:option|choice)\s+)?[(\[]?([A-E])(?:[)\].:]|$)")
+_CHOICE_ALONE = re.compile(r"(?:(?i:option|choice)\s+)?[(\[]?\s*([A-Ea-e])\s*[)\]]?\.?")
+
+
+def choice_letter(text: str) -> str | None:
+    """The option letter A-E that text starts with, upper-cased; None when it names none."""
+    text = _text(text).strip()[:200]
+    m = _CHOICE_ALONE.fullmatch(text) or _CHOICE.match(text)
+    return m.group(1).upper() if m else None
+
+
+def choice_match(prediction: str, gold: str) -> float:
+    """1.0 when the extracted answer names the gold's option letter (gold "B", "(B)", "B." or "B. text")."""
+    want = choice_letter(_text(gold))
+    return 1.0 if want is not None and choice_letter(extract_answer(_text(prediction))) == want else 0.0
+
+
+# --- structured answers and the rule reward --------------------------------------------------------------------
+
+
+def structured_score(prediction: str, target: Record | tuple[Gold, bool | None], partial: bool = True) -> float:
+    """Loong's rule_score mapped to [0, 1]: rule_score / 100 with partial credit, else 1.0 only at 100.
+
+    target is a Record (its answer and aliases; lists of an ORDERED_SUBTASKS subtask are scored in order) or a
+    (gold, ordered) pair. Gold str, list or dict as rule_score takes it.
+    """
+    if isinstance(target, Record):
+        gold: Gold = target.answer
+        ordered = target.subtask in ORDERED_SUBTASKS if isinstance(gold, list) else None
+        aliases: Sequence[str] = target.answer_aliases
+    else:
+        gold, ordered = target
+        aliases = ()
+    score = rule_score(_text(prediction), gold, ordered=ordered, aliases=aliases)
+    if partial:
+        return round(score / 100.0, 4)
+    return 1.0 if score == 100.0 else 0.0
+
+
+_ANSWER_PHRASE = re.compile(r"the answer is", re.IGNORECASE)
+
+
+def has_answer_format(prediction: str) -> bool:
+    """Whether the response says "the answer is" (case-insensitive), after the last </think> when it has one."""
+    text = _text(prediction)
+    return bool(_ANSWER_PHRASE.search(text.rsplit("</think>", 1)[-1]))
+
+
+def rule_reward(prediction: str, record: Record, cfg: RewardConfig) -> float:
+    """The rule-based reward in [0, 1] of one response.
+
+    str gold: 1.0 when any of sub_em, rule_score's exact match (normalised text or equal numbers) or
+    numeric_match holds against the gold or an alias, else 0.0. For task "multiple_choice" with a gold that
+    names an option letter, only the exact match and choice_match count: sub-EM would reward hedging ("A or B"
+    holds the token "b"). list/dict gold: structured_score with cfg.partial_credit. With cfg.require_format a
+    response without "the answer is" (after any </think>) gets 0.
+    """
+    text = _text(prediction)
+    if cfg.require_format and not has_answer_format(text):
+        return 0.0
+    gold = record.answer
+    if not isinstance(gold, str):
+        return structured_score(text, record, cfg.partial_credit)
+    if rule_score(text, gold, aliases=record.answer_aliases) == 100.0:
+        return 1.0
+    answer = extract_answer(text)
+    letter = choice_letter(gold) if record.task == "multiple_choice" else None
+    if letter is not None:
+        return 1.0 if choice_letter(answer) == letter else 0.0
+    golds = [gold, *record.answer_aliases]
+    if _sub_em_answer(answer, golds):
+        return 1.0
+    pred = read_number(answer)
+    if pred is not None:
+        tol = cfg.numeric_rel_tol
+        if any(ref is not None and _numbers_close(pred, ref, tol) for ref in map(read_number, golds)):
+            return 1.0
+    return 0.0
+
+
+def overlong_penalty(length: int, max_len: int, buffer: int, factor: float) -> float:
+    """DAPO's soft overlong punishment: 0 up to max_len - buffer, then linear down to -factor at max_len.
+
+    -factor * (length - (max_len - buffer)) / buffer for max_len - buffer < length <= max_len, -factor beyond;
+    0 when buffer <= 0 or factor is 0 (shaping off). Added by the caller to RewardResult.total.
+    """
+    if buffer <= 0 or not math.isfinite(factor) or factor <= 0:
+        return 0.0
+    start = max_len - buffer
+    if length <= start:
+        return 0.0
+    if length >= max_len:
+        return -float(factor)
+    return -factor * (length - start) / buffer
+
+
+# --- LLM judge -------------------------------------------------------------------------------------------------
+
+JUDGE_PROMPT = """You are checking whether a predicted answer to a question means the same as the gold answer.
+
+[Question]
+{question}
+
+[Gold Answer]
+{gold}
+
+[Predicted Answer: start]
+{prediction}
+[Predicted Answer: end]
+
+Treat the gold answer as correct. The prediction is equivalent when it states the same answer: the same \
+entities, numbers (allowing rounding and units such as percent vs fraction), items and, where the question \
+needs it, order. Differences of wording or format do not matter; a missing or wrong part, or hedging between \
+several answers, does.
+
+Reply with [[YES]] if the prediction is equivalent to the gold answer and [[NO]] if it is not. Write nothing else."""
+
+_VERDICT = re.compile(r"\[\[\s*(YES|NO)\s*\]\]", re.IGNORECASE)
+
+
+def judge_messages(prediction: str, record: Record) -> Messages:
+    """The judge chat for one response: JUDGE_PROMPT with the question, gold (and aliases) and extracted answer."""
+    gold = format_gold(record.answer)
+    if record.answer_aliases:
+        gold += "\n(also accepted: " + "; ".join(record.answer_aliases) + ")"
+    prompt = JUDGE_PROMPT.format(question=record.question, gold=gold, prediction=extract_answer(_text(prediction)))
+    return [{"role": "user", "content": prompt}]
+
+
+def parse_verdict(text: str) -> float | None:
+    """1.0 when the last [[YES]] / [[NO]] (any case, blanks inside allowed) is YES, 0.0 when NO, None without one."""
+    if not isinstance(text, str):
+        return None
+    found = _VERDICT.findall(text)
+    if not found:
+        return None
+    return 1.0 if found[-1].upper() == "YES" else 0.0
+
+
+def hybrid_rewards(
+    predictions: list[str], records: list[Record], cfg: RewardConfig, judge: Judge | None = None
+) -> list[RewardResult]:
+    """QwenLong-L1's reward per response: max(rule_reward, LLM judge verdict).
+
+    The judge is asked only when cfg.llm_judge is on, and only about the responses whose rule reward is below
+    1.0 (and, with cfg.require_format, that have the format), all in one call of `judge` with their chats in
+    order. A reply that is an exception or has no verdict, or a judge call that raises, leaves judge None and
+    total = rule. The overlong penalty is not included: the caller adds overlong_penalty() to total, since it
+    needs token lengths that only the trainer knows.
+    """
+    if len(predictions) != len(records):
+        raise ValueError(f"{len(predictions)} predictions for {len(records)} records")
+    if cfg.llm_judge and judge is None:
+        raise ValueError("cfg.llm_judge is on but no judge was given (see chat_judge and hf_judge)")
+    texts = [_text(p) for p in predictions]
+    rules = [rule_reward(t, r, cfg) for t, r in zip(texts, records, strict=True)]
+    verdicts: list[float | None] = [None] * len(texts)
+    if cfg.llm_judge and judge is not None:
+        asked = [
+            i for i, rule in enumerate(rules) if rule < 1.0 and (not cfg.require_format or has_answer_format(texts[i]))
+        ]
+        if asked:
+            replies = _ask(judge, [judge_messages(texts[i], records[i]) for i in asked])
+            for i, reply in zip(asked, replies, strict=False):
+                if isinstance(reply, Exception):
+                    log.warning("judge failed on item %d: %s", i, reply)
+                else:
+                    verdicts[i] = parse_verdict(reply)
+    return [
+        RewardResult(rule=rule, judge=verdict, total=max(rule, verdict or 0.0))
+        for rule, verdict in zip(rules, verdicts, strict=True)
+    ]
+
+
+def _ask(judge: Judge, batch: list[Messages]) -> list[str | Exception]:
+    try:
+        replies = list(judge(batch))
+    except Exception as exc:
+        log.warning("judge call failed for %d chats: %s", len(batch), exc)
+        return []
+    if len(replies) != len(batch):
+        log.warning("judge answered %d of %d chats; the missing ones count as not judged", len(replies), len(batch))
+    return replies
+
+
+def chat_judge(client: Any) -> Judge:
+    """A judge backed by an OpenAI-compatible ChatClient (build it with temperature=0, its default).
+
+    A missing API key fails here, once, rather than as a failed reply per chat.
+    """
+    client.check_key()
+
+    def ask(batch: list[Messages]) -> list[str | Exception]:
+        return client.complete_many(batch)
+
+    return ask
+
+
+def hf_judge(model: Any, tokenizer: Any, max_new_tokens: int, batch_size: int = 4) -> Judge:
+    """A judge backed by a local HF chat model, greedy (temperature 0), `batch_size` chats per generate call.
+
+    Each chat is one user turn, optionally after a system turn. A batch that fails gives its exception for each
+    of its chats, so the other batches still count.
+    """
+    from repro.config import GenerationSection
+    from repro.data.prompts import apply_chat
+    from repro.generation import generate_texts
+
+    gen = GenerationSection(max_new_tokens=max_new_tokens, do_sample=False, batch_size=batch_size)
+
+    def ask(batch: list[Messages]) -> list[str | Exception]:
+        out: list[str | Exception] = []
+        for start in range(0, len(batch), max(1, batch_size)):
+            chunk = batch[start : start + max(1, batch_size)]
+            try:
+                prompts = [_chat_text(tokenizer, messages, apply_chat) for messages in chunk]
+                out.extend(generate_texts(model, tokenizer, prompts, gen))
+            except Exception as exc:
+                out.extend([exc] * len(chunk))
+        return out
+
+    return ask
+
+
+def _chat_text(tokenizer: Any, messages: Messages, apply_chat: Callable[..., str]) -> str:
+    system = next((m["content"] for m in messages if m.get("role") == "system"), None)
+    return apply_chat(tokenizer, messages[-1]["content"], system=system)

@@ -1,0 +1,209 @@
+"""Group advantages, the clipped GRPO/DAPO loss and DAPO's dynamic sampling, against hand-worked numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from repro.l1.rl import (
+    FillStats,
+    Group,
+    dynamic_sampling_filter,
+    fill_batch,
+    group_advantages,
+    policy_loss,
+    policy_loss_metrics,
+)
+
+# --- group advantages -------------------------------------------------------------------------------------
+
+
+def test_group_advantages_unbiased_std_with_eps():
+    adv = group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0]]))
+    # mean 0.5; unbiased std = sqrt((4 * 0.25) / 3) = sqrt(1/3) = 0.57735; 0.5 / (0.57735 + 1e-6) = 0.866024
+    a = 0.5 / (math.sqrt(1.0 / 3.0) + 1e-6)
+    assert a == pytest.approx(0.8660239, abs=1e-6)
+    assert torch.allclose(adv, torch.tensor([[a, -a, -a, a]]), atol=1e-7, rtol=0)
+
+
+def test_group_advantages_degenerate_groups_are_zero():
+    adv = group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0], [2.0, 2.0, 2.0, 2.0]]))
+    assert torch.equal(adv[1], torch.zeros(4))
+    single = group_advantages(torch.tensor([[3.0], [0.0]]))  # G=1: unbiased std is NaN, advantage defined as 0
+    assert torch.equal(single, torch.zeros(2, 1))
+    assert torch.equal(group_advantages(torch.tensor([[3.0], [0.0]]), scale_std=False), torch.zeros(2, 1))
+
+
+def test_group_advantages_without_std_scaling():
+    adv = group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 2.0, 3.0, 6.0]]), scale_std=False)
+    assert torch.equal(adv, torch.tensor([[0.5, -0.5, -0.5, 0.5], [-2.0, -1.0, 0.0, 3.0]]))
+    ints = group_advantages(torch.tensor([[1, 0, 0, 1]]), scale_std=False)  # integer rewards are fine
+    assert torch.equal(ints, torch.tensor([[0.5, -0.5, -0.5, 0.5]]))
+
+
+# --- policy loss ------------------------------------------------------------------------------------------
+# Two sequences, eps_low 0.2 / eps_high 0.28 (clip range [0.8, 1.28]); sequence 1 has 3 tokens, A = +0.5;
+# sequence 2 has 1 token, A = -2, and two padding positions holding garbage.
+#   seq1 ratio 1.5 -> min(0.75, 1.28 * 0.5 = 0.64) = 0.64, clipped  -> loss -0.64
+#   seq1 ratio 1.1 -> inside the range                              -> loss -0.55
+#   seq1 ratio 0.5 -> min(0.25, 0.8 * 0.5 = 0.40) = 0.25, unclipped -> loss -0.25
+#   seq2 ratio 0.5 -> min(-1.0, 0.8 * -2 = -1.6) = -1.6, clipped    -> loss +1.60
+# token level:    (-0.64 - 0.55 - 0.25 + 1.6) = 0.16 over 4 tokens
+# sequence level: (-1.44 / 3) + 1.6 = -0.48 + 1.6 = 1.12 over 2 sequences
+
+EPS_LOW, EPS_HIGH = 0.2, 0.28
+
+
+def _example(requires_grad: bool = True) -> dict[str, torch.Tensor]:
+    old = torch.tensor([[-1.0, -2.0, -0.5], [-0.7, -50.0, 30.0]])
+    log_ratio = torch.log(torch.tensor([[1.5, 1.1, 0.5], [0.5, 1.0, 1.0]]))
+    logp = old + log_ratio
+    logp[1, 1:] = torch.tensor([80.0, -90.0])  # padding: ratios e^130 and e^-120, inf/0 in float32
+    return {
+        "logp": logp.requires_grad_(requires_grad),
+        "old_logp": old.requires_grad_(requires_grad),
+        "advantages": torch.tensor([0.5, -2.0]),
+        "mask": torch.tensor([[1, 1, 1], [1, 0, 0]]),
+    }
+
+
+def test_policy_loss_token_level():
+    ex = _example()
+    loss_sum, units = policy_loss(**ex, eps_low=EPS_LOW, eps_high=EPS_HIGH, level="token")
+    assert units == 4
+    assert loss_sum.item() == pytest.approx(0.16, abs=1e-6)
+    assert (loss_sum / units).item() == pytest.approx(0.04, abs=1e-6)
+
+
+def test_policy_loss_sequence_level():
+    loss_sum, units = policy_loss(**_example(), eps_low=EPS_LOW, eps_high=EPS_HIGH, level="sequence")
+    assert units == 2
+    assert loss_sum.item() == pytest.approx(1.12, abs=1e-6)
+    assert (loss_sum / units).item() == pytest.approx(0.56, abs=1e-6)
+
+
+def test_policy_loss_negative_advantage_high_ratio_is_not_clipped():
+    # A = -1, ratio 2.0 > 1.28: min(-2.0, -1.28) = -2.0, the unclipped term -> loss +2.0, no clip
+    logp, old = torch.log(torch.tensor([[2.0]])), torch.zeros(1, 1)
+    args = (logp, old, torch.tensor([-1.0]), torch.ones(1, 1), EPS_LOW, EPS_HIGH)
+    loss_sum, units = policy_loss(*args, "token")
+    assert (loss_sum.item(), units) == (pytest.approx(2.0), 1)
+    assert policy_loss_metrics(*args)["clip_frac"] == 0.0
+
+
+def test_policy_loss_with_k3_kl():
+    # d = ref - logp: seq1 [ln2, 0, -ln2], seq2 [ln2]; k3 = e^d - d - 1:
+    #   ln2 -> 1 - ln2 = 0.30685282;  0 -> 0;  -ln2 -> ln2 - 0.5 = 0.19314718
+    # with kl_coef 0.1, per token: seq1 [-0.64 + 0.030685282, -0.55, -0.25 + 0.019314718] (sum -1.39),
+    #                              seq2 [1.6 + 0.030685282] = 1.630685282
+    ex = _example()
+    d = torch.tensor([[math.log(2), 0.0, -math.log(2)], [math.log(2), 7.0, -9.0]])
+    ref = ex["logp"].detach() + d
+    token_sum, token_units = policy_loss(
+        **ex, eps_low=EPS_LOW, eps_high=EPS_HIGH, level="token", ref_logp=ref, kl_coef=0.1
+    )
+    assert token_units == 4
+    assert token_sum.item() == pytest.approx(-1.39 + 1.630685282, abs=1e-6)  # 0.240685282
+    seq_sum, seq_units = policy_loss(
+        **ex, eps_low=EPS_LOW, eps_high=EPS_HIGH, level="sequence", ref_logp=ref, kl_coef=0.1
+    )
+    assert seq_units == 2
+    assert seq_sum.item() == pytest.approx(-1.39 / 3 + 1.630685282, abs=1e-6)  # 1.167351949
+    # kl_coef 0 leaves the loss as without a reference
+    plain, _ = policy_loss(**ex, eps_low=EPS_LOW, eps_high=EPS_HIGH, level="token", ref_logp=ref)
+    assert plain.item() == pytest.approx(0.16, abs=1e-6)
+
+
+def test_policy_loss_gradients_flow_through_logp_only():
+    ex = _example()
+    loss_sum, units = policy_loss(**ex, eps_low=EPS_LOW, eps_high=EPS_HIGH, level="token")
+    g_logp, g_old = torch.autograd.grad(loss_sum / units, [ex["logp"], ex["old_logp"]], allow_unused=True)
+    assert g_old is None
+    # d(-ratio * A)/d logp = -ratio * A on unclipped tokens, 0 on clipped ones and padding; / 4 tokens
+    expected = torch.tensor([[0.0, -0.5 * 1.1 / 4, -0.5 * 0.5 / 4], [0.0, 0.0, 0.0]])
+    assert torch.isfinite(g_logp).all()
+    assert torch.allclose(g_logp, expected, atol=1e-6, rtol=0)
+
+
+def test_policy_loss_metrics():
+    ex = _example(requires_grad=False)
+    d = torch.tensor([[math.log(2), 0.0, -math.log(2)], [math.log(2), 0.0, 0.0]])
+    m = policy_loss_metrics(**ex, eps_low=EPS_LOW, eps_high=EPS_HIGH, level="token", ref_logp=ex["logp"] + d)
+    assert m["clip_frac"] == pytest.approx(2 / 4)  # seq1 token 0 and seq2 token 0
+    assert m["ratio"] == pytest.approx((1.5 + 1.1 + 0.5 + 0.5) / 4, abs=1e-6)  # 0.9
+    assert m["kl"] == pytest.approx((0.30685282 + 0.0 + 0.19314718 + 0.30685282) / 4, abs=1e-6)
+    seq = policy_loss_metrics(**ex, eps_low=EPS_LOW, eps_high=EPS_HIGH, level="sequence")
+    assert seq["clip_frac"] == pytest.approx((1 / 3 + 1) / 2)
+    assert seq["ratio"] == pytest.approx(((1.5 + 1.1 + 0.5) / 3 + 0.5) / 2, abs=1e-6)
+    assert "kl" not in seq
+
+
+def test_policy_loss_without_tokens_counts_nothing_but_keeps_the_graph():
+    logp = torch.zeros(2, 3, requires_grad=True)
+    args = (logp, torch.zeros(2, 3), torch.ones(2), torch.zeros(2, 3), EPS_LOW, EPS_HIGH)
+    for level in ("token", "sequence"):
+        loss_sum, units = policy_loss(*args, level)
+        assert (loss_sum.item(), units) == (0.0, 0)
+        assert loss_sum.requires_grad
+    assert policy_loss_metrics(*args) == {"clip_frac": 0.0, "ratio": 0.0}
+    with pytest.raises(ValueError, match="level"):
+        policy_loss(*args, "batch")
+
+
+# --- dynamic sampling -------------------------------------------------------------------------------------
+
+
+def test_dynamic_sampling_filter():
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.5, 0.0]])
+    assert dynamic_sampling_filter(rewards).tolist() == [True, False, False, True]
+    assert dynamic_sampling_filter(torch.tensor([[1.0], [0.0]])).tolist() == [False, False]
+
+
+MIXED, SAME = torch.tensor([1.0, 0.0]), torch.tensor([1.0, 1.0])
+
+
+class _Generator:
+    """Generation batches of three groups, each tagged (batch, index); records which batches were made."""
+
+    def __init__(self, patterns: list[list[torch.Tensor]]) -> None:
+        self.patterns = patterns
+        self.calls: list[int] = []
+
+    def __call__(self, i: int) -> list[Group]:
+        self.calls.append(i)
+        return [Group(rewards=r, data=(i, j)) for j, r in enumerate(self.patterns[i % len(self.patterns)])]
+
+
+def test_fill_batch_full_after_two_generation_batches():
+    gen = _Generator([[MIXED, SAME, MIXED], [MIXED, MIXED, SAME]])
+    groups, stats = fill_batch(gen, want=4, max_gen_batches=5)
+    assert [g.data for g in groups] == [(0, 0), (0, 2), (1, 0), (1, 1)]
+    assert stats == FillStats(generated=6, kept=4, used=4, batches=2, gave_up=False)
+    assert gen.calls == [0, 1]
+
+
+def test_fill_batch_drops_the_surplus():
+    groups, stats = fill_batch(_Generator([[MIXED, SAME, MIXED], [MIXED, MIXED, SAME]]), want=3, max_gen_batches=5)
+    assert [g.data for g in groups] == [(0, 0), (0, 2), (1, 0)]
+    assert (stats.kept, stats.used, stats.gave_up) == (4, 3, False)
+
+
+def test_fill_batch_gives_up_with_a_partial_batch():
+    gen = _Generator([[MIXED, SAME, MIXED], [SAME, MIXED, SAME]])
+    groups, stats = fill_batch(gen, want=5, max_gen_batches=2)
+    assert [g.data for g in groups] == [(0, 0), (0, 2), (1, 1)]
+    assert stats == FillStats(generated=6, kept=3, used=3, batches=2, gave_up=True)
+    assert gen.calls == [0, 1]
+
+
+def test_fill_batch_all_filtered_is_empty():
+    groups, stats = fill_batch(_Generator([[SAME, SAME, SAME]]), want=2, max_gen_batches=3)
+    assert groups == []
+    assert stats == FillStats(generated=9, kept=0, used=0, batches=3, gave_up=True)
+    assert stats.empty
+    groups, stats = fill_batch(lambda i: [], want=2, max_gen_batches=2)  # a batch with no group at all
+    assert (groups, stats.batches, stats.gave_up) == ([], 2, True)
+    groups, stats = fill_batch(_Generator([[MIXED]]), want=0, max_gen_batches=3)
+    assert (groups, stats.batches, stats.gave_up) == ([], 0, False)
