@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 import warnings
+from typing import Any
 
 import typer
 
@@ -104,15 +105,40 @@ def init_model_command(
     typer.echo(f"model ready: {path}")
 
 
+OUT_HELP = "Run folder (default: OUTPUT_DIR/<recipe>-<time>)."
+RESUME_HELP = "Continue from the run folder's newest checkpoint."
+NPROC_HELP = "Processes: >1 re-launches itself under torchrun (DDP)."
+
+
 @app.command("sft")
 def sft_command(
     recipe: str = typer.Argument(..., help=RECIPE_HELP),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
-    out: str = typer.Option(None, "--out", help="Run folder (default: OUTPUT_DIR/<recipe>-<time>)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's newest checkpoint."),
-    nproc: int = typer.Option(1, "--nproc", help="Processes: >1 re-launches itself under torchrun (DDP)."),
+    out: str = typer.Option(None, "--out", help=OUT_HELP),
+    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
+    nproc: int = typer.Option(1, "--nproc", help=NPROC_HELP),
 ) -> None:
     """QwenLong-L1 warm-up SFT: prompt (documents + question) -> reasoning + answer, loss on the response."""
+    from repro.l1.sft import run_sft
+
+    _train(run_sft, recipe, overrides, out, resume, nproc)
+
+
+@app.command("rl")
+def rl_command(
+    recipe: str = typer.Argument(..., help=RECIPE_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+    out: str = typer.Option(None, "--out", help=OUT_HELP),
+    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
+) -> None:
+    """QwenLong-L1 phased RL (GRPO or DAPO): curriculum rounds of G rollouts, hybrid reward, dynamic sampling."""
+    from repro.l1.phased_rl import run_rl
+
+    _train(run_rl, recipe, overrides, out, resume, nproc=1)
+
+
+def _train(stage: Any, recipe: str, overrides: list[str] | None, out: str | None, resume: bool, nproc: int) -> None:
+    """Load and check the recipe, re-launch under torchrun for several processes, pick the run folder, train."""
     if nproc < 1:
         raise ReproError(f"--nproc: expected 1 or more processes, got {nproc}")
     from repro.config import load_recipe
@@ -121,13 +147,12 @@ def sft_command(
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         _check_gpus_for(nproc, on_cpu=cfg.model.device == "cpu")
         _relaunch_under_torchrun(nproc)
-    from repro.l1.sft import run_sft
     from repro.train.dist import setup_distributed, teardown
 
     dist = setup_distributed(cpu=cfg.model.device == "cpu")
     try:
         run_dir = _agreed_run_folder(cfg, out, resume, dist.is_main)
-        result = run_sft(cfg, run_dir, dist, resume=resume)
+        result = stage(cfg, run_dir, dist, resume=resume)
     finally:
         teardown()
     if dist.is_main and result.final_loss is None:

@@ -311,6 +311,8 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 def _real_tokens(batch: Batch) -> int:
+    if "num_tokens" in batch:  # batches that are not token rows (RL groups) say how many they hold
+        return int(batch["num_tokens"])
     mask = batch.get("attention_mask")
     if isinstance(mask, torch.Tensor):
         return int(mask.sum())

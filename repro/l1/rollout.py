@@ -1,0 +1,245 @@
+"""QwenLong-L1's RL rounds: curriculum prompts, prefill-once rollouts, hybrid rewards, dynamic sampling, the loss."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from repro.config import Recipe
+from repro.data.prompts import apply_chat, build_prompt, token_counter
+from repro.data.schema import Record
+from repro.errors import ConfigError
+from repro.generation import Sample, sample_groups
+from repro.l1.curriculum import CurriculumSampler, Phase
+from repro.l1.rewards import RewardConfig, hybrid_rewards, overlong_penalty
+from repro.l1.rl import FillStats, Group, fill_batch, group_advantages, policy_loss, policy_loss_metrics
+from repro.modeling import reference_policy
+from repro.train.engine import LossOutput, unwrap
+from repro.train.loop import OnlineRound
+from repro.train.prefix import grouped_logprobs, per_sample_logprobs
+
+log = logging.getLogger("repro.rl")
+
+
+@dataclass
+class Rollout:
+    """One prompt's group: the example, its prompt ids and the G samples with their rewards."""
+
+    example: str
+    prompt: torch.Tensor
+    samples: list[Sample]
+    rewards: torch.Tensor
+
+
+def reward_config(recipe: Recipe) -> RewardConfig:
+    r = recipe.rl.reward
+    return RewardConfig(
+        partial_credit=r.partial_credit,
+        require_format=r.require_format,
+        numeric_rel_tol=r.numeric_rel_tol,
+        overlong_buffer=r.overlong_buffer,
+        overlong_factor=r.overlong_factor,
+        llm_judge=r.llm_judge,
+    )
+
+
+def tokenized_prompts(records: list[Record], recipe: Recipe, tokenizer: Any) -> dict[str, torch.Tensor]:
+    """Each record's chat prompt as token ids, documents dropped whole past the last phase's length."""
+    count = token_counter(tokenizer)
+    budget = recipe.rl.phases[-1].max_input_tokens - count(apply_chat(tokenizer, ""))
+    prompts = {}
+    for record in records:
+        text, _ = build_prompt(record, style=recipe.rl.prompt_style, budget_tokens=budget, count_tokens=count)
+        ids = tokenizer(apply_chat(tokenizer, text), add_special_tokens=False)["input_ids"]
+        prompts[record.id] = torch.tensor(ids, dtype=torch.long)
+    return prompts
+
+
+class RlSource:
+    """The online driver's step source for QwenLong-L1's phased RL (see README, "Phased RL").
+
+    A round = `prompts_per_round` groups of `group_size` rollouts (more generation batches while dynamic
+    sampling filters groups, up to `max_gen_batches`), split into `mini_batches` optimizer updates, repeated
+    for `ppo_epochs`. Phases count rounds. Old log-probs come from one no-grad pass when a round makes more
+    than one update (before that, the policy is the one that sampled).
+    """
+
+    def __init__(self, recipe: Recipe, tokenizer: Any, records: list[Record], judge: Any = None) -> None:
+        self.recipe, self.cfg, self.tokenizer, self.judge = recipe, recipe.rl, tokenizer, judge
+        self.records = {r.id: r for r in records}
+        self.prompts = tokenized_prompts(records, recipe, tokenizer)
+        ids = list(self.prompts)
+        phases = [Phase(p.max_input_tokens, p.steps) for p in self.cfg.phases]
+        share = self.cfg.retrospective if self.cfg.retrospective < 1 else 0.0
+        count = int(self.cfg.retrospective) if self.cfg.retrospective >= 1 else 0
+        try:
+            self.sampler = CurriculumSampler(
+                ids, [len(self.prompts[i]) for i in ids], phases, count, share, seed=recipe.seed
+            )
+        except ValueError as exc:  # e.g. a phase that no prompt's length falls into
+            raise ConfigError(f"rl.phases: {exc} (prompt lengths here: {_spread(self.prompts)})") from None
+        self.rewards = reward_config(recipe)
+        self.level = "token" if self.cfg.algorithm == "dapo" else "sequence"
+        self.updates_per_round = self.cfg.mini_batches * self.cfg.ppo_epochs
+
+    def total_steps(self) -> int:
+        return self.sampler.total_steps * self.updates_per_round
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            self.sampler.load_state_dict(state["sampler"])
+
+    # --- a round -------------------------------------------------------------------------------
+
+    def next_round(self, policy: Any, step: int) -> OnlineRound:
+        round_no = step // self.updates_per_round
+        phase = self.sampler.phase_at(round_no)
+        started = time.perf_counter()
+        timing = {"generate": 0.0, "reward": 0.0}
+        made: list[Rollout] = []
+
+        def make_groups(_: int) -> list[Group]:
+            rollouts = self._rollouts(policy, round_no, phase, timing)
+            made.extend(rollouts)
+            return [Group(r.rewards, r) for r in rollouts]
+
+        if self.cfg.dynamic_sampling:
+            kept, stats = fill_batch(make_groups, self.cfg.prompts_per_round, self.cfg.max_gen_batches)
+        else:
+            kept = make_groups(0)
+            stats = FillStats(len(kept), len(kept), len(kept), 1, False)
+        groups = [g.data for g in kept]
+        if stats.gave_up:
+            log.info(
+                "round %d: %d of %d groups with a reward spread after %d generation batches; training on those",
+                round_no, stats.used, self.cfg.prompts_per_round, stats.batches,
+            )  # fmt: skip
+        old_started = time.perf_counter()
+        batches = [self._batch(g) for g in groups]
+        if self.updates_per_round > 1:
+            self._old_logprobs(policy, batches)
+        old_s = time.perf_counter() - old_started
+        all_rewards = torch.cat([r.rewards for r in made]) if made else torch.zeros(0)
+        lengths = [len(s.token_ids) for r in made for s in r.samples]
+        metrics = {
+            "phase": float(phase),
+            "reward_mean": float(all_rewards.mean()) if len(all_rewards) else 0.0,
+            "reward_std": float(all_rewards.std()) if len(all_rewards) > 1 else 0.0,
+            "groups_generated": float(stats.generated),
+            "groups_used": float(stats.used),
+            "filtered_share": 1.0 - stats.kept / stats.generated if stats.generated else 0.0,
+            "gen_batches": float(stats.batches),
+            "response_len": sum(lengths) / len(lengths) if lengths else 0.0,
+            "seconds_generate": timing["generate"],
+            "seconds_reward": timing["reward"],
+            "seconds_old_logprobs": old_s,
+            "seconds_round_prep": time.perf_counter() - started,
+        }
+        return OnlineRound(updates=self._updates(batches), metrics=metrics)
+
+    def _rollouts(self, policy: Any, round_no: int, phase: int, timing: dict[str, float]) -> list[Rollout]:
+        ids = self.sampler.next_prompts(round_no, self.cfg.prompts_per_round)
+        gen = self.cfg.generation
+        temperature = self.cfg.phases[phase].temperature
+        if temperature is not None:
+            gen = type(gen)(**{**gen.__dict__, "temperature": temperature})
+        t0 = time.perf_counter()
+        groups = sample_groups(policy, self.tokenizer, [self.prompts[i] for i in ids], self.cfg.group_size, gen)
+        t1 = time.perf_counter()
+        out = []
+        for example, samples in zip(ids, groups, strict=True):
+            record = self.records[example]
+            results = hybrid_rewards([s.text for s in samples], [record] * len(samples), self.rewards, self.judge)
+            rewards = [
+                r.total
+                + overlong_penalty(
+                    len(s.token_ids), gen.max_new_tokens, self.rewards.overlong_buffer, self.rewards.overlong_factor
+                )
+                for r, s in zip(results, samples, strict=True)
+            ]
+            self.sampler.update(example, [r.total for r in results])
+            out.append(Rollout(example, self.prompts[example], samples, torch.tensor(rewards, dtype=torch.float32)))
+        timing["generate"] += t1 - t0
+        timing["reward"] += time.perf_counter() - t1
+        return out
+
+    def _batch(self, rollout: Rollout) -> dict[str, Any]:
+        advantages = group_advantages(rollout.rewards.unsqueeze(0), scale_std=self.cfg.scale_std)[0]
+        responses = [torch.tensor(s.token_ids, dtype=torch.long) for s in rollout.samples]
+        return {
+            "prompt": rollout.prompt,
+            "responses": responses,
+            "advantages": advantages,
+            "old_logp": None,
+            "num_tokens": len(rollout.prompt) + sum(len(r) for r in responses),
+        }
+
+    def _updates(self, batches: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """mini_batches updates per epoch, each with a micro-batch per group; an update left without a group
+        gets an idle micro-batch, so that every process runs the same number of backward passes."""
+        n = self.cfg.mini_batches
+        chunks = [batches[i::n] for i in range(n)]
+        return [chunk or [{"idle": True}] for _ in range(self.cfg.ppo_epochs) for chunk in chunks]
+
+    @torch.no_grad()
+    def _old_logprobs(self, policy: Any, batches: list[dict[str, Any]]) -> None:
+        for batch in batches:
+            batch["old_logp"] = [lp.detach() for lp in self._logprobs(policy, batch)]
+
+    def _logprobs(self, model: Any, batch: dict[str, Any]) -> list[torch.Tensor]:
+        forward = grouped_logprobs if self.recipe.train.shared_prefix else per_sample_logprobs
+        device = next(unwrap(model).parameters()).device
+        prompt = batch["prompt"].to(device)
+        responses = [r.to(device) for r in batch["responses"]]
+        return forward(model, prompt, responses, chunk_size=self.recipe.train.logprob_chunk)
+
+    # --- the loss ------------------------------------------------------------------------------
+
+    def loss(self, model: Any, batch: dict[str, Any]) -> LossOutput:
+        if batch.get("idle"):
+            return self._idle_loss(model)
+        logps = self._logprobs(model, batch)
+        logp, mask = _pad(logps)
+        old = _pad(batch["old_logp"])[0] if batch["old_logp"] is not None else logp.detach()
+        ref = None
+        if self.cfg.kl_coef > 0:
+            with torch.no_grad(), reference_policy(model) as reference:
+                ref = _pad(self._logprobs(reference, batch))[0]
+        advantages = batch["advantages"].to(logp.device)
+        args = (logp, old, advantages, mask, self.cfg.eps_low, self.cfg.eps_high, self.level)
+        loss_sum, units = policy_loss(*args, ref_logp=ref, kl_coef=self.cfg.kl_coef)
+        metrics = policy_loss_metrics(*args, ref_logp=ref)
+        # -log p of sampled tokens: a Monte Carlo estimate of the policy's entropy (exact in expectation at T=1)
+        metrics["entropy"] = float(-(logp.detach() * mask).sum() / mask.sum().clamp(min=1))
+        return LossOutput(loss_sum, units, metrics)
+
+    def _idle_loss(self, model: Any) -> LossOutput:
+        """A zero loss through the model, for a process with no group in this update (DDP needs its backward)."""
+        device = next(unwrap(model).parameters()).device
+        pad = self.tokenizer.pad_token_id or 0
+        out = model(input_ids=torch.tensor([[pad]], device=device)).logits
+        return LossOutput(out.float().sum() * 0.0, 0)
+
+
+def _spread(prompts: dict[str, torch.Tensor]) -> str:
+    lengths = sorted(len(p) for p in prompts.values())
+    return f"{lengths[0]}-{lengths[-1]} tokens, median {lengths[len(lengths) // 2]}"
+
+
+def _pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """[N, T] from N 1-D tensors of different lengths, and the mask of real positions."""
+    width = max((len(r) for r in rows), default=0)
+    values = rows[0].new_zeros((len(rows), width)) if rows else torch.zeros(0, 0)
+    mask = torch.zeros((len(rows), width), dtype=torch.bool, device=values.device)
+    padded = []
+    for i, r in enumerate(rows):
+        mask[i, : len(r)] = True
+        padded.append(torch.cat([r, values.new_zeros(width - len(r))]) if len(r) < width else r)
+    return (torch.stack(padded) if padded else values), mask
