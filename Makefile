@@ -21,7 +21,7 @@ help:
 	@echo "make model         the embedded default model (SmolLM2-135M-Instruct) under artifacts/"
 	@echo "make bench         SFT tokens/s and memory, chunked vs full log-probs -> bench/results.json"
 	@echo "make gpu-check     on a CUDA machine: load/train a small model each way the kit does (PYTHON=python3 to skip the venv)"
-	@echo "make reproduce-l1  the QwenLong-L1 job (arrives with its RL stage)"
+	@echo "make reproduce-l1  QwenLong-L1 end to end: SFT, phased RL, eval, runs/reproduce-l1/report.md (PROFILE=cpu|cpu-long|gpu)"
 
 setup: $(STAMP)
 
@@ -58,9 +58,8 @@ gpu-check:
 	@if [ "$(PYTHON)" = "$(VENV_PY)" ]; then $(MAKE) --no-print-directory setup; fi
 	$(PYTHON) -m repro.gpu_check
 
-reproduce-l1:
-	@echo "make reproduce-l1 arrives with the QwenLong-L1 phased RL stage; warm-up SFT is here: repro sft recipes/tiny/l1_sft.yaml" >&2
-	@exit 2
+reproduce-l1: setup
+	$(VENV_PY) -m repro reproduce l1 $(if $(PROFILE),--profile $(PROFILE),)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

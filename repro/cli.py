@@ -22,7 +22,9 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect recipes.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate models on benchmarks.", no_args_is_help=True)
+reproduce_app = typer.Typer(help="Reproduce a paper end to end and write its report.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(reproduce_app, name="reproduce")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 
@@ -135,6 +137,22 @@ def rl_command(
     from repro.l1.phased_rl import run_rl
 
     _train(run_rl, recipe, overrides, out, resume, nproc=1)
+
+
+@reproduce_app.command("l1")
+def reproduce_l1_command(
+    profile: str = typer.Option("cpu", "--profile", help="cpu (about 60 min on 2 cores), cpu-long or gpu."),
+    out: str = typer.Option("runs/reproduce-l1", "--out", help="Folder of every stage and the report."),
+    algorithms: str = typer.Option(None, "--algorithms", help="dapo, grpo or dapo,grpo (default: the profile's)."),
+) -> None:
+    """QwenLong-L1: default model and data, warm-up SFT, phased RL, evaluation of each policy, report.md."""
+    from pathlib import Path
+
+    from repro.reproduce import reproduce_l1
+
+    chosen = tuple(a.strip() for a in algorithms.split(",") if a.strip()) if algorithms else None
+    report = reproduce_l1(profile, Path(out), chosen)
+    typer.echo(f"report: {report}")
 
 
 def _train(stage: Any, recipe: str, overrides: list[str] | None, out: str | None, resume: bool, nproc: int) -> None:

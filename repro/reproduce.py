@@ -1,0 +1,201 @@
+"""`repro reproduce l1`: QwenLong-L1 end to end — model, data, warm-up SFT, phased RL, evaluation, report.
+
+Every stage writes its own folder under the output root and is reused when it is complete, so a second
+run (or one after a kill) redoes only what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repro.config import Recipe, load_recipe
+from repro.errors import ReproError
+from repro.train.dist import DistInfo
+
+log = logging.getLogger("repro.reproduce")
+
+TRAIN_DATA = "data/loong-mini/train.jsonl"
+TEST_DATA = "data/loong-mini/test.jsonl"
+
+
+@dataclass
+class Profile:
+    """What one profile runs: recipes, the overrides that size them, the algorithms and the eval sets."""
+
+    sft_recipe: str
+    rl_recipe: str
+    eval_recipe: str
+    algorithms: tuple[str, ...]
+    sft: list[str] = field(default_factory=list)
+    rl: list[str] = field(default_factory=list)
+    eval: list[str] = field(default_factory=list)
+    budget: str = ""
+
+
+PROFILES = {
+    # 2 CPU cores, <= 60 minutes from scratch: SFT ~13 min, RL ~20 min, 3 policies evaluated on sets 1-2
+    "cpu": Profile(
+        "recipes/tiny/l1_sft.yaml",
+        "recipes/tiny/l1_rl.yaml",
+        "recipes/tiny/loong_eval.yaml",
+        ("dapo",),
+        eval=["eval.sets=[1,2]", "eval.generation.max_new_tokens=256"],
+        budget="2 CPU cores, about 60 minutes from a fresh clone",
+    ),
+    # 2 CPU cores, <= 3 hours: both algorithms, three times the RL rounds
+    "cpu-long": Profile(
+        "recipes/tiny/l1_sft.yaml",
+        "recipes/tiny/l1_rl.yaml",
+        "recipes/tiny/loong_eval.yaml",
+        ("dapo", "grpo"),
+        rl=["rl.phases=[{max_input_tokens: 900, steps: 18}, {max_input_tokens: 1600, steps: 18}]"],
+        eval=["eval.sets=[1,2]", "eval.generation.max_new_tokens=256"],
+        budget="2 CPU cores, about 3 hours",
+    ),
+    # one GPU: both algorithms, more rounds, all four sets, longer responses
+    "gpu": Profile(
+        "recipes/tiny/l1_sft.yaml",
+        "recipes/tiny/l1_rl.yaml",
+        "recipes/tiny/loong_eval.yaml",
+        ("dapo", "grpo"),
+        sft=["sft.tasks=[]", "sft.limit=null"],
+        rl=[
+            "rl.phases=[{max_input_tokens: 900, steps: 20}, {max_input_tokens: 1600, steps: 20}, "
+            "{max_input_tokens: 3200, steps: 20}]",
+            "rl.sets=[1,2,3]",
+            "rl.generation.max_new_tokens=384",
+            "rl.prompts_per_round=8",
+        ],
+        eval=["eval.sets=[1,2,3,4]"],
+        budget="one GPU, about 10 minutes",
+    ),
+}
+GRPO_OVERRIDES = ["rl.algorithm=grpo", "rl.eps_high=0.2"]  # GRPO: sequence-level loss, symmetric clip
+
+
+def reproduce_l1(profile_name: str, out: Path, algorithms: tuple[str, ...] | None = None) -> Path:
+    """Run (or finish) every stage of the QwenLong-L1 reproduction into `out`; returns report.md's path."""
+    if profile_name not in PROFILES:
+        raise ReproError(f"--profile: expected one of {', '.join(PROFILES)}, got '{profile_name}'")
+    profile = PROFILES[profile_name]
+    chosen = algorithms or profile.algorithms
+    for name in chosen:
+        if name not in ("dapo", "grpo"):
+            raise ReproError(f"--algorithms: expected dapo and/or grpo, got '{name}'")
+    # every recipe is read and checked before anything runs
+    sft = _recipe(profile.sft_recipe, [f"sft.data={TRAIN_DATA}", *profile.sft], "l1-sft")
+    base_model = sft.model.source
+    rl = {a: _recipe(profile.rl_recipe, [f"rl.data={TRAIN_DATA}", *_algo(a), *profile.rl], f"l1-{a}") for a in chosen}
+    out.mkdir(parents=True, exist_ok=True)
+    clock = _Clock()
+    with clock("default model and data"):
+        _model_and_data(base_model)
+    with clock("warm-up SFT"):
+        sft_merged = _train_and_export("sft", sft, out)
+    policies = {"base": base_model, "sft": str(sft_merged)}
+    rl_runs = {}
+    for algo, recipe in rl.items():
+        with clock(f"RL ({algo})"):
+            recipe.model.source = str(sft_merged)
+            policies[algo] = str(_train_and_export(f"rl-{algo}", recipe, out))
+            rl_runs[algo.upper()] = out / f"rl-{algo}"
+    evals = {}
+    for stage, source in policies.items():
+        with clock(f"evaluate {stage}"):
+            evals[_label(stage)] = _evaluate(profile, stage, source, out)
+    from repro.report import write_l1_report
+
+    notes = [
+        f"Profile `{profile_name}` ({profile.budget}); algorithms: {', '.join(chosen)}.",
+        *clock.lines(),
+        "Scaled down against the paper: SmolLM2-135M-Instruct instead of R1-Distill-Qwen-14B/32B (about 100x "
+        "fewer parameters), Loong-mini prompts of 0.25-2K tokens instead of 20-60K-token documents, a few "
+        "dozen RL updates on a few hundred prompts instead of the paper's full DocQA-RL-1.6K runs, rule "
+        "reward only (no LLM judge) unless the recipe turns it on.",
+    ]
+    return write_l1_report(out, evals, rl_runs, notes)
+
+
+def _algo(name: str) -> list[str]:
+    return GRPO_OVERRIDES if name == "grpo" else ["rl.algorithm=dapo"]
+
+
+def _label(stage: str) -> str:
+    return {"base": "base", "sft": "SFT"}.get(stage, stage.upper())
+
+
+def _recipe(path: str, overrides: list[str], name: str) -> Recipe:
+    recipe = load_recipe(path, overrides)
+    recipe.name = name
+    return recipe
+
+
+def _model_and_data(model_source: str) -> None:
+    from repro.data.loong_mini import generate
+    from repro.data.schema import write_records
+    from repro.init_model import init_model
+
+    init_model(model_source)
+    for path, kwargs in ((TRAIN_DATA, {"n": 2000}), (TEST_DATA, {"n": 200, "split": "test", "seed": 1})):
+        if not Path(path).is_file():
+            write_records(path, generate(**kwargs))
+            log.info("Loong-mini -> %s", path)
+
+
+def _train_and_export(stage: str, recipe: Recipe, out: Path) -> Path:
+    """Train into OUT/<stage> (resuming a cut run), then merge into OUT/<stage>-merged; both reused when done."""
+    from repro.export import export_run
+
+    run_dir, merged = out / stage, out / f"{stage}-merged"
+    if (merged / "config.json").is_file():
+        log.info("%s: reusing %s", stage, merged)
+        return merged
+    if not (run_dir / "final").is_dir():
+        if stage == "sft":
+            from repro.l1.sft import run_sft as run
+        else:
+            from repro.l1.phased_rl import run_rl as run
+        run(recipe, run_dir, DistInfo(), resume=run_dir.is_dir())
+    return export_run(run_dir, merged)
+
+
+def _evaluate(profile: Profile, stage: str, source: str, out: Path) -> Path:
+    from repro.loong.eval import run_eval
+
+    run_dir = out / f"eval-{stage}"
+    recipe = _recipe(profile.eval_recipe, [f"eval.data={TEST_DATA}", f"model.source={source}", *profile.eval], stage)
+    if not (run_dir / "metrics.json").is_file():
+        run_eval(recipe, run_dir)
+    return run_dir
+
+
+class _Clock:
+    """Times each stage and logs it; the report lists the times."""
+
+    def __init__(self) -> None:
+        self.times: list[tuple[str, float]] = []
+
+    def __call__(self, name: str) -> _Timed:
+        return _Timed(self, name)
+
+    def lines(self) -> list[str]:
+        total = sum(t for _, t in self.times)
+        parts = ", ".join(f"{name} {t / 60:.1f} min" for name, t in self.times)
+        return [f"Wall time of this invocation: {total / 60:.1f} min ({parts}); reused stages take seconds."]
+
+
+class _Timed:
+    def __init__(self, clock: _Clock, name: str) -> None:
+        self.clock, self.name = clock, name
+
+    def __enter__(self) -> None:
+        log.info("== %s", self.name)
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        seconds = time.perf_counter() - self.started
+        self.clock.times.append((self.name, seconds))
+        log.info("== %s: %.1f min", self.name, seconds / 60)

@@ -1,0 +1,170 @@
+"""`repro rl` on the tiny model: the loss through the shared prefix, resume mid-phase, filtered rounds, PPO epochs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from repro.config import load_recipe
+from repro.data.loong_mini import generate
+from repro.data.schema import read_records, write_records
+from repro.l1.phased_rl import run_rl
+from repro.l1.rollout import RlSource
+from repro.modeling import load_model
+from repro.train import loop
+from repro.train.dist import DistInfo
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def rl_data(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("rl-data") / "train.jsonl"
+    write_records(path, generate(16, seed=4, sets=(1,), tasks=["comparison", "chain_of_reasoning"]))
+    return path
+
+
+def rl_recipe(tmp_path: Path, model_dir: str, data: Path, *overrides: str):
+    """Two phases split near the median prompt length of the tiny tokenizer (these prompts: 1110-1981 tokens)."""
+    return load_recipe(
+        REPO / "recipes" / "tiny" / "l1_rl.yaml",
+        [
+            f"model.source={model_dir}",
+            "model.device=cpu",
+            f"rl.data={data}",
+            "rl.sets=[1]",
+            "rl.group_size=4",
+            "rl.prompts_per_round=2",
+            "rl.generation.max_new_tokens=6",
+            "rl.reward.overlong_buffer=0",
+            "rl.phases=[{max_input_tokens: 1550, steps: 2}, {max_input_tokens: 4000, steps: 2}]",
+            "train.checkpoint_every=1",
+            "train.keep_last=10",
+            f"output_dir={tmp_path}",
+            *overrides,
+        ],
+    )
+
+
+def test_the_loss_is_the_same_through_the_shared_prefix_and_per_sample(tiny_model_dir, rl_data, tmp_path):
+    losses, grads = [], []
+    for shared in ("true", "false"):
+        recipe = rl_recipe(
+            tmp_path,
+            tiny_model_dir,
+            rl_data,
+            f"train.shared_prefix={shared}",
+            "rl.kl_coef=0.05",
+            "rl.phases=[{max_input_tokens: 4000, steps: 1}]",
+        )
+        torch.manual_seed(0)
+        loaded = load_model(recipe.model)
+        with torch.no_grad():  # adapters that change the output, so the reference (adapters off) differs
+            for name, p in loaded.model.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 0.02, generator=torch.Generator().manual_seed(len(name)))
+        source = RlSource(recipe, loaded.tokenizer, read_records(rl_data).records[:2], None)
+        prompt = next(iter(source.prompts.values()))
+        responses = [torch.tensor([5, 6, 7]), torch.tensor([8]), torch.tensor([9, 10, 11, 12, 13])]
+        batch = {
+            "prompt": prompt,
+            "responses": responses,
+            "advantages": torch.tensor([1.0, -0.5, 0.25]),
+            "old_logp": [torch.full((len(r),), -7.0) for r in responses],
+        }
+        out = source.loss(loaded.model, batch)
+        out.loss_sum.backward()
+        losses.append((float(out.loss_sum), out.units, out.metrics))
+        grads.append({n: p.grad.clone() for n, p in loaded.model.named_parameters() if p.grad is not None})
+    assert losses[0][1] == losses[1][1] == 9  # DAPO: units = response tokens, 3 + 1 + 5
+    assert losses[0][0] == pytest.approx(losses[1][0], abs=1e-5)
+    for key in ("clip_frac", "ratio", "kl", "entropy"):
+        assert losses[0][2][key] == pytest.approx(losses[1][2][key], abs=1e-5)
+    assert losses[0][2]["kl"] > 0  # the reference really was the model without adapters
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-5, rtol=1e-4)
+
+
+def rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_mid_phase_ends_where_an_uninterrupted_run_ends(tiny_model_dir, rl_data, tmp_path, monkeypatch):
+    recipe = rl_recipe(tmp_path, tiny_model_dir, rl_data)
+    full = run_rl(recipe, tmp_path / "full", DistInfo())
+    assert full.steps == 4
+    real_append = loop.append_jsonl
+
+    def killed_after_step_3(path, row):  # step 3 (phase 2's first round) is logged; its checkpoint never comes
+        real_append(path, row)
+        if row["step"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "append_jsonl", killed_after_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        run_rl(recipe, tmp_path / "cut", DistInfo())
+    monkeypatch.setattr(loop, "append_jsonl", real_append)
+    resumed = run_rl(recipe, tmp_path / "cut", DistInfo(), resume=True)
+    assert resumed.steps == 4
+    a, b = (
+        load_file(d / "checkpoints" / "step-000004" / "adapter.safetensors")
+        for d in (tmp_path / "full", tmp_path / "cut")
+    )
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=0, rtol=0)
+    strip = ("tokens_per_s", "peak_mem_mib", "seconds_generate", "seconds_reward", "seconds_old_logprobs")
+    strip += ("seconds_round_prep",)
+    clean = [
+        [{k: v for k, v in r.items() if k not in strip} for r in rows(d)] for d in (tmp_path / "full", tmp_path / "cut")
+    ]
+    assert clean[0] == clean[1]
+    assert [r["phase"] for r in clean[0]] == [0.0, 0.0, 1.0, 1.0]
+    state = json.loads((tmp_path / "cut" / "checkpoints" / "step-000004" / "state.json").read_text())
+    assert state["source"]["sampler"]["phase"] == 1 and state["source"]["sampler"]["table"]
+
+
+def test_a_round_whose_groups_are_all_filtered_skips_its_update(tiny_model_dir, rl_data, tmp_path):
+    """The tiny random model never answers: every reward is 0, every group has zero spread. Each round makes
+    max_gen_batches generation batches, keeps nothing, and its update is skipped, never an error."""
+    recipe = rl_recipe(
+        tmp_path, tiny_model_dir, rl_data, "rl.max_gen_batches=2", "rl.phases=[{max_input_tokens: 4000, steps: 2}]"
+    )
+    result = run_rl(recipe, tmp_path / "run", DistInfo())
+    assert result.steps == 2 and result.skipped_updates == 2
+    for row in rows(tmp_path / "run"):
+        assert row["skipped"] is True and row["loss"] is None
+        assert (row["groups_generated"], row["groups_used"], row["gen_batches"]) == (4.0, 0.0, 2.0)
+        assert row["filtered_share"] == 1.0 and row["reward_mean"] == 0.0
+
+
+def test_ppo_epochs_start_from_ratio_one_and_use_the_sampling_policy_as_old(
+    tiny_model_dir, rl_data, tmp_path, monkeypatch
+):
+    """With 2 PPO epochs a round makes 2 updates: old log-probs come from one no-grad pass before them, so
+    the first update's ratio is exactly 1 and the second's is not (the policy moved in between)."""
+    from repro.l1 import rollout
+    from repro.l1.rewards import RewardResult
+
+    def reward_by_text_length(predictions, records, cfg, judge=None):  # a spread the tiny model can earn
+        return [RewardResult(rule=len(p) % 3 / 2, judge=None, total=len(p) % 3 / 2) for p in predictions]
+
+    monkeypatch.setattr(rollout, "hybrid_rewards", reward_by_text_length)
+    recipe = rl_recipe(
+        tmp_path,
+        tiny_model_dir,
+        rl_data,
+        "rl.ppo_epochs=2",
+        "rl.dynamic_sampling=false",
+        "rl.phases=[{max_input_tokens: 4000, steps: 1}]",
+        "train.lr=5.0e-2",
+    )
+    result = run_rl(recipe, tmp_path / "run", DistInfo())
+    assert result.steps == 2
+    first, second = rows(tmp_path / "run")
+    assert first["reward_std"] > 0
+    assert first["ratio"] == pytest.approx(1.0, abs=1e-6) and first["clip_frac"] == 0.0
+    assert abs(second["ratio"] - 1.0) > 1e-4
