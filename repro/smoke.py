@@ -50,11 +50,26 @@ def main() -> int:
             str(sft_run),
         )
         _repro("export", str(sft_run), "--out", str(root / "sft-merged"))
+        rl_run = root / "rl"
+        _repro(
+            "rl",
+            "recipes/tiny/l1_rl.yaml",
+            f"model.source={root / 'sft-merged'}",
+            f"rl.data={data / 'train.jsonl'}",
+            "rl.tasks=[]",
+            "rl.group_size=4",
+            "rl.prompts_per_round=2",
+            "rl.generation.max_new_tokens=8",
+            "rl.phases=[{max_input_tokens: 1500, steps: 1}, {max_input_tokens: 4000, steps: 1}]",
+            "--out",
+            str(rl_run),
+        )
+        _repro("export", str(rl_run), "--out", str(root / "rl-merged"))
         _repro(
             "eval",
             "loong",
             "recipes/tiny/loong_eval.yaml",
-            f"model.source={root / 'sft-merged'}",
+            f"model.source={root / 'rl-merged'}",
             f"eval.data={data / 'test.jsonl'}",
             "eval.generation.max_new_tokens=8",
             "--out",
