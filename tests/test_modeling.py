@@ -159,3 +159,22 @@ def test_4bit_without_lora_is_refused(tiny_model_dir):
     cfg = section(tiny_model_dir, lora=LoraSection(enabled=False), quant=QuantSection(load_in_4bit=True))
     with pytest.raises(ModelError, match="trains only through adapters"):
         load_model(cfg)
+
+
+def test_more_processes_than_gpus_is_one_clear_error(monkeypatch):
+    """A 1-GPU machine asked for 2 processes: rank 1 has no GPU of its own (checked without a GPU by faking
+    what torch reports); pinned to the CPU, the same processes are fine (gloo)."""
+    from repro.cli import _check_gpus_for
+    from repro.errors import ReproError
+    from repro.modeling import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(ModelError, match=r"process 1 has no GPU of its own \(1 visible\)"):
+        pick_device("auto")
+    assert pick_device("cpu") == torch.device("cpu")
+    with pytest.raises(ReproError, match=r"--nproc 2: only 1 GPU\(s\) visible"):
+        _check_gpus_for(2, on_cpu=False)
+    _check_gpus_for(2, on_cpu=True)
+    _check_gpus_for(1, on_cpu=False)
