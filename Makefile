@@ -4,8 +4,8 @@ VENV ?= .venv
 VENV_PY := $(VENV)/bin/python
 PYTHON ?= $(VENV_PY)
 STAMP := $(VENV)/.installed
-# The CPU build of torch; on a machine whose pip would fetch a CUDA build for this pin, pass
-# TORCH_INDEX=https://download.pytorch.org/whl/cpu (GPU workstations use environment.yml instead).
+# torch for .venv: PyPI's wheel (a CUDA build on Linux x86, which GPU workstations want); for the CPU
+# build there, pass TORCH_INDEX=https://download.pytorch.org/whl/cpu. Conda users: environment.yml.
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 PIP_TORCH_FLAGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple,)
@@ -29,8 +29,7 @@ $(STAMP): pyproject.toml
 	@test -x $(VENV_PY) || python3 -m venv $(VENV)
 	@if ! $(VENV_PY) -c "import torch" 2>/dev/null; then \
 	  if command -v nvidia-smi >/dev/null 2>&1; then \
-	    echo "A CUDA machine: use environment.yml (conda env create -f environment.yml) for a CUDA torch;"; \
-	    echo "installing $(TORCH) into .venv as asked."; fi; \
+	    echo "A CUDA machine: installing $(TORCH) from PyPI (a CUDA build on Linux); then run make gpu-check."; fi; \
 	  $(VENV_PY) -m pip install -q $(PIP_TORCH_FLAGS) "$(TORCH)"; fi
 	$(VENV_PY) -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
