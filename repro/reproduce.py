@@ -6,13 +6,17 @@ run (or one after a kill) redoes only what is missing.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from repro.config import Recipe, load_recipe
 from repro.errors import ReproError
+from repro.fsio import atomic_write_json
 from repro.train.dist import DistInfo
 
 log = logging.getLogger("repro.reproduce")
@@ -90,7 +94,7 @@ def reproduce_l1(profile_name: str, out: Path, algorithms: tuple[str, ...] | Non
     base_model = sft.model.source
     rl = {a: _recipe(profile.rl_recipe, [f"rl.data={TRAIN_DATA}", *_algo(a), *profile.rl], f"l1-{a}") for a in chosen}
     out.mkdir(parents=True, exist_ok=True)
-    clock = _Clock()
+    clock = _Clock(out)
     with clock("default model and data"):
         _model_and_data(base_model)
     with clock("warm-up SFT"):
@@ -173,29 +177,26 @@ def _evaluate(profile: Profile, stage: str, source: str, out: Path) -> Path:
 
 
 class _Clock:
-    """Times each stage and logs it; the report lists the times."""
+    """Times each stage into OUT/timings.json; a stage that was reused keeps the time it took when it ran."""
 
-    def __init__(self) -> None:
-        self.times: list[tuple[str, float]] = []
+    REUSED_S = 30.0  # a stage this quick found its output ready
 
-    def __call__(self, name: str) -> _Timed:
-        return _Timed(self, name)
+    def __init__(self, out: Path) -> None:
+        self.path = out / "timings.json"
+        self.times: dict[str, float] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        log.info("== %s", name)
+        started = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - started
+        if seconds >= self.REUSED_S or name not in self.times:
+            self.times[name] = seconds
+            atomic_write_json(self.path, self.times)
+        log.info("== %s: %.1f min", name, seconds / 60)
 
     def lines(self) -> list[str]:
-        total = sum(t for _, t in self.times)
-        parts = ", ".join(f"{name} {t / 60:.1f} min" for name, t in self.times)
-        return [f"Wall time of this invocation: {total / 60:.1f} min ({parts}); reused stages take seconds."]
-
-
-class _Timed:
-    def __init__(self, clock: _Clock, name: str) -> None:
-        self.clock, self.name = clock, name
-
-    def __enter__(self) -> None:
-        log.info("== %s", self.name)
-        self.started = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        seconds = time.perf_counter() - self.started
-        self.clock.times.append((self.name, seconds))
-        log.info("== %s: %.1f min", self.name, seconds / 60)
+        total = sum(self.times.values())
+        parts = ", ".join(f"{name} {t / 60:.1f} min" for name, t in self.times.items())
+        return [f"Time each stage took when it ran, on this machine: {total / 60:.1f} min in all ({parts})."]

@@ -16,6 +16,7 @@ from repro.report import (
     load_eval,
     paired_bootstrap,
     stage_table,
+    task_difference_table,
     trend_lines,
     write_l1_report,
 )
@@ -155,6 +156,19 @@ def test_difference_table_cells():
     assert row[2] == "+25.0 [+0.0, +50.0] (noise)"
     assert row[3].startswith("+37.5 [+0.0, ") and row[3].endswith("(noise)")
     assert row[4] == "4 |"
+
+
+def test_task_difference_table_cells():
+    """Two tasks, two items each: comparison goes 0, 0 -> 100, 100 (every resample +100); spotlight goes
+    100, 100 -> 0, 100 (differences -100, 0: resampled means -100, -50 or 0, so the interval is [-100, 0])."""
+    before = stage(("c1", "comparison", 1, 0.0), ("c2", "comparison", 1, 0.0), ("s1", "spotlight", 1, 100.0),
+                   ("s2", "spotlight", 1, 100.0))  # fmt: skip
+    after = stage(("c1", "comparison", 1, 100.0), ("c2", "comparison", 1, 100.0), ("s1", "spotlight", 1, 0.0),
+                  ("s2", "spotlight", 1, 100.0))  # fmt: skip
+    table = task_difference_table({"SFT": before, "DAPO": after}, [("SFT", "DAPO")], n_resamples=4000)
+    header, _, row = table.strip().splitlines()
+    assert header == "| Change | Spotlight Locating | Comparison |"
+    assert row == "| SFT → DAPO | -50.0 [-100.0, +0.0] (noise) | +100.0 [+100.0, +100.0] |"
 
 
 def test_difference_table_pairs_by_id():

@@ -13,6 +13,7 @@ from repro.data.schema import Record, read_records
 from repro.errors import DataError
 from repro.fsio import atomic_write_text, swap_folder
 from repro.l1.sft_data import SftSample, build_sft_sample
+from repro.progress import hf_bars
 from repro.runs import check_resume_plan
 from repro.train.batching import pack_batch, pad_batch
 from repro.train.dist import DistInfo
@@ -107,6 +108,7 @@ def run_sft(recipe: Recipe, run_dir: Path, dist: DistInfo, resume: bool = False)
 def save_final(model: Any, tokenizer: Any, out: Path) -> None:
     """The trained adapters (or full weights) and the tokenizer, as `from_pretrained` / peft can load them."""
     tmp = out.with_name(out.name + ".tmp")
-    model.save_pretrained(tmp, safe_serialization=True)
+    with hf_bars(enabled=False):
+        model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     swap_folder(tmp, out)
