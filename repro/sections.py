@@ -189,6 +189,15 @@ def _default_phases() -> list[PhaseSection]:
     return [PhaseSection(max_input_tokens=1024, steps=8)]
 
 
+def _check_phases(phases: list[PhaseSection]) -> str | None:
+    if not phases:
+        return "give at least one phase (- max_input_tokens: N, steps: S)"
+    bounds = [p.max_input_tokens for p in phases]
+    if any(b >= c for b, c in zip(bounds, bounds[1:], strict=False)):
+        return f"phases' max_input_tokens must increase, got {bounds}"
+    return None
+
+
 @dataclass
 class RlSection:
     """QwenLong-L1's phased RL: the data, the algorithm (GRPO or DAPO), rollouts, reward and curriculum."""
@@ -213,7 +222,7 @@ class RlSection:
         default_factory=lambda: GenerationSection(max_new_tokens=256, do_sample=True, temperature=0.7, top_p=0.95)
     )
     reward: RewardSection = field(default_factory=RewardSection)
-    phases: list[PhaseSection] = field(default_factory=_default_phases)
+    phases: list[PhaseSection] = field(default_factory=_default_phases, metadata={"check": _check_phases})
     # entering a phase carries the hardest earlier examples in: a share (< 1) or a count (>= 1)
     retrospective: float = _ranged(0.25, 0.0)
 

@@ -135,12 +135,21 @@ BAD_VALUES = {
     "eval.max_input_tokens=0": "must be >= 1",
     "seed=-1": "must be >= 0",
     "loong_mini.distractors=-2": "must be >= 0",
+    "rl.group_size=0": "must be >= 1",
+    "rl.eps_low=1.5": "must be >= 0 and <= 1",
+    "rl.max_gen_batches=0": "must be >= 1",
+    "rl.phases=[]": "at least one phase",
+    "rl.phases=[{max_input_tokens: 900, steps: 1}, {max_input_tokens: 800, steps: 1}]": "must increase",
+    "rl.phases=[{max_input_tokens: 900, steps: 0}]": "must be >= 1",
+    "rl.algorithm=ppo": "one of",
 }
 
 
 @pytest.mark.parametrize("override", sorted(BAD_VALUES))
 def test_out_of_range_value(override, capfd):
     key = override.split("=")[0]
+    if key == "rl.phases" and "steps: 0" in override:
+        key = "rl.phases[0].steps"
     code, _, err = run_cli(capfd, ["config", "show", BASE, override])
     assert_one_line_error(code, err, f"key '{key}'", BAD_VALUES[override])
 
@@ -381,6 +390,9 @@ CLI = {
     "bad-sets": (["data", "loong-mini", "--out", "x", "--sets", "1,b"], ["--sets"]),
     "export-not-a-run": (["export", "/nonexistent-run", "--out", "x"], ["not a finished training run"]),
     "export-bad-dtype": (["export", "/nonexistent-run", "--out", "x", "--dtype", "int3"], ["--dtype"]),
+    "reproduce-bad-profile": (["reproduce", "l1", "--profile", "huge"], ["--profile: expected one of"]),
+    "reproduce-bad-algorithm": (["reproduce", "l1", "--algorithms", "dapo,ppo"], ["--algorithms"]),
+    "rl-missing-data": (["rl", BASE, "rl.data=/nonexistent/train.jsonl"], ["data file not found"]),
 }
 
 
@@ -388,6 +400,12 @@ CLI = {
 def test_bad_command_line(case, capfd):
     args, needles = CLI[case]
     assert_one_line_error(*run_cli(capfd, args)[::2], *needles)
+
+
+def test_rl_phase_that_no_prompt_fits(tiny_model_dir, data_file, tmp_path, capfd):
+    args = ["rl", BASE, f"model.source={tiny_model_dir}", f"rl.data={data_file}", "rl.tasks=[]"]
+    args += ["rl.phases=[{max_input_tokens: 10, steps: 1}]", "--out", str(tmp_path / "run")]
+    assert_one_line_error(*run_cli(capfd, args)[::2], "rl.phases: phase 0 has no example", "prompt lengths here")
 
 
 def test_out_that_is_a_file(tmp_path, capfd, data_file):
