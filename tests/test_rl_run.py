@@ -78,7 +78,7 @@ def test_the_loss_is_the_same_through_the_shared_prefix_and_per_sample(tiny_mode
         }
         out = source.loss(loaded.model, batch)
         out.loss_sum.backward()
-        losses.append((float(out.loss_sum), out.units, out.metrics))
+        losses.append((float(out.loss_sum.detach()), out.units, out.metrics))
         grads.append({n: p.grad.clone() for n, p in loaded.model.named_parameters() if p.grad is not None})
     assert losses[0][1] == losses[1][1] == 9  # DAPO: units = response tokens, 3 + 1 + 5
     assert losses[0][0] == pytest.approx(losses[1][0], abs=1e-5)
