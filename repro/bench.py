@@ -205,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["prefix"]:
         return prefix_main(argv[1:])
+    if argv[:1] == ["rl"]:
+        from repro.bench_rl import rl_main
+
+        return rl_main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--model", default=DEFAULT_MODEL)

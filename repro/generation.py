@@ -156,6 +156,7 @@ def sample_groups(
     group_size: int,
     gen: GenerationSection,
     seed: int | None = None,
+    full_length: bool = False,
 ) -> list[list[Sample]]:
     """`group_size` completions for each tokenised prompt, each prompt's prefill computed once, not per sample.
 
@@ -164,7 +165,8 @@ def sample_groups(
     order as `model.generate(num_return_sequences=group_size)` on that batch, so a seed gives the same tokens.
     `seed` seeds the global CPU (and model-device CUDA) generator once, before the first batch, inside
     torch.random.fork_rng; without it the global RNG is used and advanced as generate would.
-    Generation stops on the tokenizer's eos or any eos of the model's generation config.
+    Generation stops on the tokenizer's eos or any eos of the model's generation config (`full_length`: not before
+    max_new_tokens, for benchmarks).
     """
     if group_size < 1:
         raise ValueError(f"group_size must be >= 1, got {group_size}")
@@ -178,6 +180,8 @@ def sample_groups(
     if pad_id is None:
         raise ValueError("sample_groups needs a pad or an eos token id to left-pad the prompts")
     kwargs = _decode_kwargs(gen, pad_id, eos or None)
+    if full_length:  # benchmarks: every sample exactly max_new_tokens long, eos suppressed until then
+        kwargs["min_new_tokens"] = gen.max_new_tokens
     step = max(1, gen.batch_size)
     groups: list[list[Sample]] = []
     with _eval_mode(model), _seeded(seed, device):
