@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -14,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from repro.data.jsonl import appended_lines
 from repro.errors import ReproError
 from repro.fsio import umask_mode
 
@@ -30,19 +30,10 @@ def read_step_rows(run_dir: str | Path) -> list[dict[str, Any]]:
         path = path / "metrics.jsonl"
     if not path.is_file():
         raise ReproError(f"{path}: training metrics file not found (is this a `repro rl` run folder?)")
-    lines = path.read_text(encoding="utf-8").splitlines()
     rows = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except (ValueError, RecursionError):
-            if lineno == len(lines):
-                break  # a kill mid-append leaves a partial last line
-            raise ReproError(f"{path}:{lineno}: not valid JSON") from None
+    for where, row in appended_lines(path):
         if not isinstance(row, dict):
-            raise ReproError(f"{path}:{lineno}: expected a JSON object per line, got {type(row).__name__}")
+            raise ReproError(f"{where}: expected a JSON object per line, got {type(row).__name__}")
         rows.append(row)
     return rows
 

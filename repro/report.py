@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from repro.data.jsonl import appended_lines
 from repro.data.schema import TASKS, read_records
 from repro.errors import ReproError
 from repro.fsio import atomic_write_text
@@ -125,22 +125,13 @@ def is_noise(low: float, high: float) -> bool:
 def _read_judgements(path: Path) -> dict[str, float | None]:
     if not path.is_file():
         raise ReproError(f"{path}: judgements file not found (is this a finished `repro eval` run folder?)")
-    lines = path.read_text(encoding="utf-8").splitlines()
     scores: dict[str, float | None] = {}
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError):
-            if lineno == len(lines):
-                break  # a kill mid-append leaves a partial last line
-            raise ReproError(f"{path}:{lineno}: not valid JSON") from None
+    for where, obj in appended_lines(path):
         if not isinstance(obj, dict) or not isinstance(obj.get("id"), str | int) or "score" not in obj:
-            raise ReproError(f'{path}:{lineno}: expected {{"id": ..., "score": 0-100 or null}}')
+            raise ReproError(f'{where}: expected {{"id": ..., "score": 0-100 or null}}')
         score = obj["score"]
         if score is not None and (number(obj, "score") is None or not 0 <= score <= 100):
-            raise ReproError(f"{path}:{lineno}: 'score' must be a number in 0..100 or null, got {score!r}")
+            raise ReproError(f"{where}: 'score' must be a number in 0..100 or null, got {score!r}")
         scores[str(obj["id"])] = None if score is None else float(score)
     return scores
 

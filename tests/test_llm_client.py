@@ -42,21 +42,24 @@ class FakeServer:
                     server.active += 1
                     server.max_active = max(server.max_active, server.active)
                 try:
-                    self._act(action, body)
+                    reply = self._act(action, body)
                 finally:
+                    # counted out before the reply is written: once the client has it, it may send the next
+                    # request at once, and that one must not find this one still counted
                     with server.lock:
                         server.active -= 1
+                if reply is not None:
+                    self._send(*reply)
 
             def _act(self, action, body):
                 if action[0] == "hang":
                     server.stopping.wait(5.0)
-                    return
+                    return None
                 if action[0] == "status":
-                    self._send(action[1], {"error": {"message": f"scripted {action[1]}"}})
-                    return
+                    return action[1], {"error": {"message": f"scripted {action[1]}"}}
                 time.sleep(action[1])
                 content = body["messages"][-1]["content"]
-                self._send(200, {"choices": [{"message": {"role": "assistant", "content": f"echo {content}"}}]})
+                return 200, {"choices": [{"message": {"role": "assistant", "content": f"echo {content}"}}]}
 
             def _send(self, code, obj):
                 data = json.dumps(obj).encode()

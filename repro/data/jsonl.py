@@ -53,3 +53,23 @@ def parse_json(text: str, where: str, multiline: bool = False) -> Any:
 
 def decode_line(line: str, where: str) -> Any:
     return parse_json(line, where)
+
+
+def appended_lines(path: Path, hint: str = "") -> list[tuple[str, Any]]:
+    """(file:line, object) of each line of a JSONL file the kit appends to as work finishes.
+
+    Blank lines are skipped and a torn last line (a kill mid-append) is ignored; any other line that is not
+    JSON is one DataError naming it, followed by `hint` (what to do).
+    """
+    lines = read_text(path).splitlines()
+    out = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append((f"{path}:{lineno}", json.loads(line)))
+        except (ValueError, RecursionError):
+            if lineno == len(lines):
+                break
+            raise DataError(f"{path}:{lineno}: not valid JSON{'; ' + hint if hint else ''}") from None
+    return out

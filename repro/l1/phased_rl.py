@@ -46,19 +46,9 @@ def build_judge(recipe: Recipe) -> Any:
     if not cfg.model:
         raise ConfigError("rl.reward.llm_judge is on but eval.llm_judge.model is empty: name the judge model")
     if cfg.backend == "openai":
-        from repro.loong.llm_client import ChatClient
+        from repro.loong.llm_client import judge_client
 
-        client = ChatClient(
-            cfg.base_url,
-            cfg.model,
-            api_key_env=cfg.api_key_env,
-            timeout_s=cfg.timeout_s,
-            max_retries=cfg.max_retries,
-            concurrency=cfg.concurrency,
-            temperature=0.0,
-            max_tokens=cfg.max_new_tokens,
-        )
-        return chat_judge(client)
+        return chat_judge(judge_client(cfg))
     from repro.modeling import load_model
 
     judge = load_model(ModelSection(source=cfg.model, lora=LoraSection(enabled=False)), training=False)

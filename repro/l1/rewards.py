@@ -13,7 +13,7 @@ from repro.data.schema import Record
 from repro.errors import ConfigError
 from repro.loong.answers import extract_answer, normalize_text, parse_number
 from repro.loong.eval import ORDERED_SUBTASKS
-from repro.loong.judges import format_gold, rule_score
+from repro.loong.judges import as_text, format_gold, rule_score
 
 log = logging.getLogger("repro.rewards")
 
@@ -49,15 +49,6 @@ class RewardResult:
     total: float
 
 
-def _text(prediction: object) -> str:
-    if isinstance(prediction, str):
-        return prediction
-    try:
-        return str(prediction)
-    except ValueError:  # an int past Python's 4,300-digit conversion limit
-        return ""
-
-
 # --- sub-exact match -------------------------------------------------------------------------------------------
 
 # Kept through normalize_text, which deletes punctuation: "1.5" must not become "15", nor "-3" become "3".
@@ -77,7 +68,7 @@ def _tokens(text: str) -> str:
 def _sub_em_answer(answer: str, golds: Iterable[str]) -> float:
     haystack = f" {_tokens(answer)} "
     for gold in golds:
-        needle = _tokens(_text(gold))
+        needle = _tokens(as_text(gold))
         if needle and f" {needle} " in haystack:
             return 1.0
     return 0.0
@@ -94,7 +85,7 @@ def sub_em(prediction: str, gold: str, aliases: Iterable[str] = ()) -> float:
     city". A gold that normalises to nothing (empty, only punctuation) never matches. The answer is
     extract_answer(prediction): after the last </think>, after the last "the answer is".
     """
-    return _sub_em_answer(extract_answer(_text(prediction)), [gold, *aliases])
+    return _sub_em_answer(extract_answer(as_text(prediction)), [gold, *aliases])
 
 
 # --- numbers ---------------------------------------------------------------------------------------------------
@@ -114,7 +105,7 @@ def read_number(text: str) -> float | None:
 
     None for anything else, including "inf", "nan", exponents ("1e999") and numbers past float range.
     """
-    text = _text(text).strip()
+    text = as_text(text).strip()
     if len(text) > 500:
         return None
     value = parse_number(text)
@@ -141,8 +132,8 @@ def numeric_match(prediction: str, gold: str, rel_tol: float = 1e-2) -> float:
     matches only 0; a negative or non-finite rel_tol counts as 0.
     """
     tol = rel_tol if isinstance(rel_tol, (int, float)) and math.isfinite(rel_tol) and rel_tol > 0 else 0.0
-    pred = read_number(extract_answer(_text(prediction)))
-    ref = read_number(_text(gold))
+    pred = read_number(extract_answer(as_text(prediction)))
+    ref = read_number(as_text(gold))
     return 1.0 if pred is not None and ref is not None and _numbers_close(pred, ref, tol) else 0.0
 
 
@@ -156,15 +147,15 @@ _CHOICE_ALONE = re.compile(r"(?:(?i:option|choice)\s+)?[(\[]?\s*([A-Ea-e])\s*[)\
 
 def choice_letter(text: str) -> str | None:
     """The option letter A-E that text starts with, upper-cased; None when it names none."""
-    text = _text(text).strip()[:200]
+    text = as_text(text).strip()[:200]
     m = _CHOICE_ALONE.fullmatch(text) or _CHOICE.match(text)
     return m.group(1).upper() if m else None
 
 
 def choice_match(prediction: str, gold: str) -> float:
     """1.0 when the extracted answer names the gold's option letter (gold "B", "(B)", "B." or "B. text")."""
-    want = choice_letter(_text(gold))
-    return 1.0 if want is not None and choice_letter(extract_answer(_text(prediction))) == want else 0.0
+    want = choice_letter(as_text(gold))
+    return 1.0 if want is not None and choice_letter(extract_answer(as_text(prediction))) == want else 0.0
 
 
 # --- structured answers and the rule reward --------------------------------------------------------------------
@@ -183,7 +174,7 @@ def structured_score(prediction: str, target: Record | tuple[Gold, bool | None],
     else:
         gold, ordered = target
         aliases = ()
-    score = rule_score(_text(prediction), gold, ordered=ordered, aliases=aliases)
+    score = rule_score(as_text(prediction), gold, ordered=ordered, aliases=aliases)
     if partial:
         return round(score / 100.0, 4)
     return 1.0 if score == 100.0 else 0.0
@@ -194,7 +185,7 @@ _ANSWER_PHRASE = re.compile(r"the answer is", re.IGNORECASE)
 
 def has_answer_format(prediction: str) -> bool:
     """Whether the response says "the answer is" (case-insensitive), after the last </think> when it has one."""
-    text = _text(prediction)
+    text = as_text(prediction)
     return bool(_ANSWER_PHRASE.search(text.rsplit("</think>", 1)[-1]))
 
 
@@ -207,7 +198,7 @@ def rule_reward(prediction: str, record: Record, cfg: RewardConfig) -> float:
     holds the token "b"). list/dict gold: structured_score with cfg.partial_credit. With cfg.require_format a
     response without "the answer is" (after any </think>) gets 0.
     """
-    text = _text(prediction)
+    text = as_text(prediction)
     if cfg.require_format and not has_answer_format(text):
         return 0.0
     gold = record.answer
@@ -275,7 +266,7 @@ def judge_messages(prediction: str, record: Record) -> Messages:
     gold = format_gold(record.answer)
     if record.answer_aliases:
         gold += "\n(also accepted: " + "; ".join(record.answer_aliases) + ")"
-    prompt = JUDGE_PROMPT.format(question=record.question, gold=gold, prediction=extract_answer(_text(prediction)))
+    prompt = JUDGE_PROMPT.format(question=record.question, gold=gold, prediction=extract_answer(as_text(prediction)))
     return [{"role": "user", "content": prompt}]
 
 
@@ -304,7 +295,7 @@ def hybrid_rewards(
         raise ValueError(f"{len(predictions)} predictions for {len(records)} records")
     if cfg.llm_judge and judge is None:
         raise ValueError("cfg.llm_judge is on but no judge was given (see chat_judge and hf_judge)")
-    texts = [_text(p) for p in predictions]
+    texts = [as_text(p) for p in predictions]
     rules = [rule_reward(t, r, cfg) for t, r in zip(texts, records, strict=True)]
     verdicts: list[float | None] = [None] * len(texts)
     if cfg.llm_judge and judge is not None:

@@ -186,18 +186,9 @@ def _llm_judge_backend(recipe: Recipe) -> Any:
             "eval.llm_judge.model is empty: name the judge model (a HF folder/hub id, or the endpoint's model)"
         )
     if cfg.backend == "openai":
-        from repro.loong.llm_client import ChatClient
+        from repro.loong.llm_client import judge_client
 
-        client = ChatClient(
-            cfg.base_url,
-            cfg.model,
-            api_key_env=cfg.api_key_env,
-            timeout_s=cfg.timeout_s,
-            max_retries=cfg.max_retries,
-            concurrency=cfg.concurrency,
-            temperature=0.0,
-            max_tokens=cfg.max_new_tokens,
-        )
+        client = judge_client(cfg)
         client.check_key()
         return lambda chats, on_result: client.complete_many(chats, on_result=on_result)
     from repro.config import GenerationSection, LoraSection

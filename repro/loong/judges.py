@@ -78,7 +78,8 @@ def _dict_score(answer: str, gold: dict) -> float:
     return _f1_score(matched, len(got), len(ref))
 
 
-def _as_text(prediction: object) -> str:
+def as_text(prediction: object) -> str:
+    """Model output as a string: itself, or its str() ("" where even that fails)."""
     if isinstance(prediction, str):
         return prediction
     try:
@@ -98,7 +99,7 @@ def rule_score(prediction: str, gold: Gold, ordered: bool | None = None, aliases
     MAX_ANSWER_CHARS of the answer are read, JSON deeper than MAX_JSON_DEPTH is read as plain text, and an ordered
     score compares at most MAX_ORDERED_ITEMS items.
     """
-    prediction = _as_text(prediction)
+    prediction = as_text(prediction)
     if not prediction or prediction.isspace():
         return 0.0
     answer = extract_answer(prediction)

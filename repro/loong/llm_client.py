@@ -399,3 +399,17 @@ def _read_detail(exc: urllib.error.HTTPError) -> bytes:
         return b""
     finally:
         exc.close()
+
+
+def judge_client(cfg: Any) -> ChatClient:
+    """The client a recipe's `eval.llm_judge` section describes (backend openai), at temperature 0."""
+    return ChatClient(
+        cfg.base_url,
+        cfg.model,
+        api_key_env=cfg.api_key_env,
+        timeout_s=cfg.timeout_s,
+        max_retries=cfg.max_retries,
+        concurrency=cfg.concurrency,
+        temperature=0.0,
+        max_tokens=cfg.max_new_tokens,
+    )

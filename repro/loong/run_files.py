@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from repro.data.jsonl import decode_line, jsonl_lines
+from repro.data.jsonl import appended_lines, decode_line, jsonl_lines
 from repro.errors import DataError
 
 
@@ -13,19 +12,8 @@ def read_done(path: Path, key: str = "id") -> dict[str, dict]:
     """Lines already written to a run's JSONL file, by id; a torn last line (a kill mid-write) is ignored."""
     if not path.is_file():
         return {}
-    lines = path.read_text(encoding="utf-8").splitlines()
-    done: dict[str, dict] = {}
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError):
-            if lineno == len(lines):
-                break
-            raise DataError(f"{path}:{lineno}: not valid JSON; remove the line or start a fresh run folder") from None
-        done[str(obj[key])] = obj
-    return done
+    hint = "remove the line or start a fresh run folder"
+    return {str(obj[key]): obj for _, obj in appended_lines(path, hint)}
 
 
 def drop_torn_tail(path: Path) -> None:
