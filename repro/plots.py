@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +14,7 @@ from matplotlib.lines import Line2D
 
 from repro.data.jsonl import appended_lines
 from repro.errors import ReproError
-from repro.fsio import umask_mode
+from repro.fsio import atomic_write_bytes
 
 if TYPE_CHECKING:
     from repro.report import EvalScores
@@ -67,20 +66,10 @@ def phase_changes(rows: list[dict[str, Any]]) -> list[float]:
 
 def save_png(fig: Figure, out_png: str | Path) -> Path:
     """Render `fig` to a temp file beside `out_png`, fsync, then rename it over `out_png`."""
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, umask_mode())
-        with os.fdopen(fd, "wb") as fh:
-            FigureCanvasAgg(fig).print_png(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out_png)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out_png
+    buffer = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buffer)
+    atomic_write_bytes(out_png, buffer.getvalue())
+    return Path(out_png)
 
 
 def _mean(values: list[float]) -> float | None:
