@@ -17,3 +17,27 @@ def _offline(monkeypatch):
     """Tests never reach a hub: the offline flags make any such attempt fail fast."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture
+def run_killed_after_step(monkeypatch):
+    """`run_killed_after_step(step, train, *args)`: run a training call that dies (KeyboardInterrupt) right
+    after logging `step` — that step's metrics row is written, a checkpoint it would have made never is."""
+    import repro.train.loop as loop
+
+    def run(step: int, train, *args, **kwargs) -> None:
+        real_append = loop.append_jsonl
+
+        def append_then_die(path, row):
+            real_append(path, row)
+            if row["step"] == step:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(loop, "append_jsonl", append_then_die)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                train(*args, **kwargs)
+        finally:
+            monkeypatch.setattr(loop, "append_jsonl", real_append)
+
+    return run

@@ -175,7 +175,9 @@ class SampledTokensSource:
         self.made = state["made"]
 
 
-def test_online_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tiny_model_dir, tmp_path, monkeypatch):
+def test_online_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(
+    tiny_model_dir, tmp_path, run_killed_after_step
+):
     cfg = plain_cfg(lr=1e-2, checkpoint_every=2, keep_last=5)
 
     def run(out: Path, resume: bool = False):
@@ -187,17 +189,7 @@ def test_online_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tiny_mo
 
     full, _ = run(tmp_path / "full")
     assert full.steps == 5
-    real_append = loop.append_jsonl
-
-    def killed_after_step_3(path, row):
-        real_append(path, row)  # step 3 is logged, its checkpoint (every 2 steps) never comes
-        if row["step"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop, "append_jsonl", killed_after_step_3)
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "cut")
-    monkeypatch.setattr(loop, "append_jsonl", real_append)
+    run_killed_after_step(3, run, tmp_path / "cut")  # step 3 is logged, its checkpoint (every 2) never comes
     resumed, source = run(tmp_path / "cut", resume=True)
     assert resumed.steps == 5 and source.made == 5  # rounds 3-5 made again, from the restored state
     weights = [

@@ -15,7 +15,6 @@ from repro.data.schema import read_records, write_records
 from repro.l1.phased_rl import run_rl
 from repro.l1.rollout import RlSource
 from repro.modeling import load_model
-from repro.train import loop
 from repro.train.dist import DistInfo
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,21 +92,14 @@ def rows(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_resume_mid_phase_ends_where_an_uninterrupted_run_ends(tiny_model_dir, rl_data, tmp_path, monkeypatch):
+def test_resume_mid_phase_ends_where_an_uninterrupted_run_ends(
+    tiny_model_dir, rl_data, tmp_path, run_killed_after_step
+):
     recipe = rl_recipe(tmp_path, tiny_model_dir, rl_data)
     full = run_rl(recipe, tmp_path / "full", DistInfo())
     assert full.steps == 4
-    real_append = loop.append_jsonl
-
-    def killed_after_step_3(path, row):  # step 3 (phase 2's first round) is logged; its checkpoint never comes
-        real_append(path, row)
-        if row["step"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop, "append_jsonl", killed_after_step_3)
-    with pytest.raises(KeyboardInterrupt):
-        run_rl(recipe, tmp_path / "cut", DistInfo())
-    monkeypatch.setattr(loop, "append_jsonl", real_append)
+    # step 3 (phase 2's first round) is logged; its checkpoint never comes
+    run_killed_after_step(3, run_rl, recipe, tmp_path / "cut", DistInfo())
     resumed = run_rl(recipe, tmp_path / "cut", DistInfo(), resume=True)
     assert resumed.steps == 4
     a, b = (

@@ -72,26 +72,17 @@ def test_loss_mask_covers_the_response_only(tiny_model_dir):
     assert tok.decode(sample.input_ids[:n_prompt]) == prompt_text
 
 
-def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tiny_model_dir, train_data, tmp_path, monkeypatch):
+def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(
+    tiny_model_dir, train_data, tmp_path, run_killed_after_step
+):
     recipe = sft_recipe(
         tmp_path, tiny_model_dir, train_data, "sft.limit=8", "train.epochs=2", "train.checkpoint_every=3"
     )
     full = run_sft(recipe, tmp_path / "full", DistInfo())
     assert full.steps == 8  # 8 samples / 2 per micro-batch, 2 epochs
 
-    import repro.train.loop as loop
-
-    real_append = loop.append_jsonl
-
-    def killed_after_step_4(path, row):
-        real_append(path, row)  # step 4 is logged, but its checkpoint (every 3 steps here) never comes
-        if row["step"] == 4:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop, "append_jsonl", killed_after_step_4)
-    with pytest.raises(KeyboardInterrupt):
-        run_sft(recipe, tmp_path / "cut", DistInfo())
-    monkeypatch.setattr(loop, "append_jsonl", real_append)
+    # step 4 is logged, but its checkpoint (every 3 steps here) never comes
+    run_killed_after_step(4, run_sft, recipe, tmp_path / "cut", DistInfo())
     assert sorted(p.name for p in (tmp_path / "cut" / "checkpoints").iterdir())[-1] == "step-000003"
     resumed = run_sft(recipe, tmp_path / "cut", DistInfo(), resume=True)
     assert resumed.steps == 8
@@ -244,24 +235,14 @@ def test_resuming_a_finished_run_trains_nothing_and_says_so(tiny_model_dir, trai
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="resume on CUDA needs a CUDA device")
-def test_resume_on_cuda_ends_within_rounding_of_an_uninterrupted_run(tiny_model_dir, train_data, tmp_path, monkeypatch):
+def test_resume_on_cuda_ends_within_rounding_of_an_uninterrupted_run(
+    tiny_model_dir, train_data, tmp_path, run_killed_after_step
+):
     """What resume promises on CUDA: the same plan and state, so the same weights up to the rounding of
     kernels that are not deterministic (atomics in backward): within 1e-5 after 4 steps."""
     recipe = sft_recipe(tmp_path, tiny_model_dir, train_data, "model.device=cuda", "train.checkpoint_every=2")
     run_sft(recipe, tmp_path / "full", DistInfo())
-    import repro.train.loop as loop
-
-    real_append = loop.append_jsonl
-
-    def killed_after_step_3(path, row):
-        real_append(path, row)
-        if row["step"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop, "append_jsonl", killed_after_step_3)
-    with pytest.raises(KeyboardInterrupt):
-        run_sft(recipe, tmp_path / "cut", DistInfo())
-    monkeypatch.setattr(loop, "append_jsonl", real_append)
+    run_killed_after_step(3, run_sft, recipe, tmp_path / "cut", DistInfo())
     run_sft(recipe, tmp_path / "cut", DistInfo(), resume=True)
     last = max(int(p.name.split("-")[1]) for p in (tmp_path / "full" / "checkpoints").iterdir())
     a, b = adapter_weights(tmp_path / "full", last), adapter_weights(tmp_path / "cut", last)
