@@ -132,11 +132,12 @@ def rl_command(
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
     out: str = typer.Option(None, "--out", help=OUT_HELP),
     resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
+    nproc: int = typer.Option(1, "--nproc", help=NPROC_HELP),
 ) -> None:
     """QwenLong-L1 phased RL (GRPO or DAPO): curriculum rounds of G rollouts, hybrid reward, dynamic sampling."""
     from repro.l1.phased_rl import run_rl
 
-    _train(run_rl, recipe, overrides, out, resume, nproc=1)
+    _train(run_rl, recipe, overrides, out, resume, nproc)
 
 
 @reproduce_app.command("l1")

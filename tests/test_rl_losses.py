@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 import torch
@@ -207,3 +208,48 @@ def test_fill_batch_all_filtered_is_empty():
     assert (groups, stats.batches, stats.gave_up) == ([], 2, True)
     groups, stats = fill_batch(_Generator([[MIXED]]), want=0, max_gen_batches=3)
     assert (groups, stats.batches, stats.gave_up) == ([], 0, False)
+
+
+class _ThreadGather:
+    """An all-gather for processes simulated by threads: each waits until all have put their item in."""
+
+    def __init__(self, world: int) -> None:
+        self.items: list = [None] * world
+        self.barrier = threading.Barrier(world)
+
+    def for_rank(self, rank: int):
+        def gather(item):
+            self.items[rank] = item
+            self.barrier.wait()
+            out = list(self.items)
+            self.barrier.wait()  # nobody overwrites a slot before everyone has read it
+            return out
+
+        return gather
+
+
+def test_fill_batch_over_two_processes_keeps_what_one_process_keeps():
+    """Batches of 4 prompts; process r makes prompts r and r + 2 (orders). The whole batches:
+    batch 0 = [MIXED, SAME, MIXED, MIXED] -> orders 0, 2, 3 kept; batch 1 = [MIXED, MIXED, SAME, SAME] -> 0, 1.
+    want=4: one process keeps (0,0), (0,2), (0,3), (1,0) after 2 batches; 5 kept, 8 generated.
+    Split: process 0 owns (0,0), (0,2), (1,0); process 1 owns (0,3) (its (1,1) is the surplus)."""
+    batches = [[MIXED, SAME, MIXED, MIXED], [MIXED, MIXED, SAME, SAME]]
+    one, one_stats = fill_batch(lambda i: [Group(r, (i, j), order=j) for j, r in enumerate(batches[i])], 4, 5)
+    assert [g.data for g in one] == [(0, 0), (0, 2), (0, 3), (1, 0)]
+    gather, results = _ThreadGather(2), {}
+
+    def process(rank: int) -> None:
+        def make(i):
+            return [Group(batches[i][j], (i, j), order=j) for j in range(rank, 4, 2)]
+
+        results[rank] = fill_batch(make, 4, 5, gather=gather.for_rank(rank))
+
+    threads = [threading.Thread(target=process, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert [g.data for g in results[0][0]] == [(0, 0), (0, 2), (1, 0)]
+    assert [g.data for g in results[1][0]] == [(0, 3)]
+    expected = FillStats(generated=8, kept=5, used=4, batches=2, gave_up=False)
+    assert results[0][1] == results[1][1] == one_stats == expected

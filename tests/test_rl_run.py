@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from repro.modeling import load_model
 from repro.train.dist import DistInfo
 
 REPO = Path(__file__).resolve().parent.parent
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +164,54 @@ def test_ppo_epochs_start_from_ratio_one_and_use_the_sampling_policy_as_old(
     assert first["reward_std"] > 0
     assert first["ratio"] == pytest.approx(1.0, abs=1e-6) and first["clip_frac"] == 0.0
     assert abs(second["ratio"] - 1.0) > 1e-4
+
+
+def test_two_processes_make_the_same_rl_run_as_one(tiny_model_dir, rl_data, tmp_path):
+    """3 prompts a round over 2 processes: process 0 makes groups 0 and 2, process 1 group 1 (and an idle
+    micro-batch). Dynamic sampling decides on everyone's groups, every difficulty table records every group,
+    and each group's samples come from its own seed (generation.batch_size=1): the two runs must log the same
+    rewards, filter counts, losses and gradient norms, and end with the same adapters."""
+    overrides = [
+        f"model.source={tiny_model_dir}",
+        "model.device=cpu",
+        f"rl.data={rl_data}",
+        "rl.sets=[1]",
+        "rl.group_size=4",
+        "rl.prompts_per_round=3",
+        "rl.max_gen_batches=2",
+        "rl.generation.max_new_tokens=6",
+        "rl.generation.batch_size=1",
+        "rl.reward.overlong_buffer=0",
+        "rl.phases=[{max_input_tokens: 1550, steps: 1}, {max_input_tokens: 4000, steps: 1}]",
+        "rl.retrospective=1",
+        "train.lr=5.0e-2",
+    ]
+    worker = REPO / "tests" / "rl_reward_by_length.py"
+    recipe = str(REPO / "recipes" / "tiny" / "l1_rl.yaml")
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    launch = {"one": [sys.executable, str(worker)], "two": [*TORCHRUN, "--nproc_per_node=2", str(worker)]}
+    for name, prefix in launch.items():
+        cmd = [*prefix, "rl", recipe, *overrides, "--out", str(tmp_path / name)]
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+        assert res.returncode == 0, res.stderr[-3000:]
+    one, two = rows(tmp_path / "one"), rows(tmp_path / "two")
+    assert len(one) == len(two) == 2
+    assert any(r["groups_used"] > 0 for r in one)  # some update really trained, or the weights say nothing
+    for a, b in zip(one, two, strict=True):
+        for key in ("reward_mean", "reward_std", "groups_generated", "groups_used", "gen_batches", "response_len"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6), key
+        for key in ("loss", "units", "grad_norm", "ratio", "entropy"):
+            assert (a.get(key) is None) == (b.get(key) is None), key
+            if a.get(key) is not None:
+                assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
+    states = [json.loads((tmp_path / n / "checkpoints" / "step-000002" / "state.json").read_text()) for n in launch]
+    assert states[0]["source"]["sampler"]["table"]
+    assert states[0]["source"] == states[1]["source"]  # one curriculum, one difficulty table
+    # Adam moves each element by about lr whatever its gradient's size: where a gradient is near Adam's eps,
+    # rounding (one thread against two processes) becomes a visible difference in that one element. So: every
+    # element within 2% of one update, and the mean difference far below what any wrong scale would give.
+    a, b = (load_file(tmp_path / n / "checkpoints" / "step-000002" / "adapter.safetensors") for n in launch)
+    assert all(a[k].abs().max() > 0 for k in a if "lora_B" in k)  # B starts at zero: the updates happened
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=0.02 * 5e-2, rtol=0)
+        assert float((a[name] - b[name]).abs().mean()) < 1e-6, name

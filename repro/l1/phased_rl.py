@@ -10,7 +10,7 @@ import torch
 
 from repro.config import LoraSection, ModelSection, Recipe, recipe_to_yaml
 from repro.data.schema import Record, read_records
-from repro.errors import ConfigError, DataError, ReproError
+from repro.errors import ConfigError, DataError
 from repro.fsio import atomic_write_text
 from repro.l1.rollout import RlSource
 from repro.l1.sft import save_final
@@ -59,15 +59,11 @@ def run_rl(recipe: Recipe, run_dir: Path, dist: DistInfo, resume: bool = False) 
     """Phased RL from recipe.model (the warm-up SFT policy, merged) with fresh LoRA adapters."""
     from repro.modeling import load_model, load_tokenizer
 
-    if dist.world_size > 1:
-        # ranks would need one shared curriculum and difficulty table (gathered rewards) and agreed
-        # dynamic-sampling rounds; until then RL runs as one process
-        raise ReproError("repro rl runs as one process for now: drop --nproc / torchrun")
     if resume:
         check_resume_plan(run_dir, recipe, stage_keys=("rl",))
     records = select_rl_records(recipe)
     # prompts and phases are checked with the tokenizer alone, before the weights load
-    source = RlSource(recipe, load_tokenizer(recipe.model), records, build_judge(recipe))
+    source = RlSource(recipe, load_tokenizer(recipe.model), records, build_judge(recipe), dist)
     torch.manual_seed(recipe.seed)  # LoRA's initial A matrices: the same on every rank and every resume
     loaded = load_model(recipe.model, training=True)
     if dist.is_main:

@@ -169,17 +169,22 @@ GroupT = TypeVar("GroupT", bound=HasRewards)
 
 @dataclass
 class Group:
-    """One prompt's G responses: their rewards [G] and whatever the trainer needs to build the update."""
+    """One prompt's G responses: their rewards [G] and whatever the trainer needs to build the update.
+
+    `order` is the group's place in its generation batch over all processes (prompt i of the batch's draw),
+    so that every process agrees on which groups fill the batch; None: its index in what make_groups returned.
+    """
 
     rewards: torch.Tensor
     data: Any = None
+    order: int | None = None
 
 
 @dataclass
 class FillStats:
-    generated: int = 0  # groups generated over all batches
+    generated: int = 0  # groups generated over all batches (and all processes)
     kept: int = 0  # groups that passed the filter (may exceed `want`; the surplus is dropped)
-    used: int = 0  # groups returned
+    used: int = 0  # groups returned (by all processes together)
     batches: int = 0  # generation batches made
     gave_up: bool = False  # max_gen_batches reached with fewer than `want` groups
 
@@ -188,11 +193,27 @@ class FillStats:
         return self.used == 0
 
 
+def _order(group: Any, index: int) -> int:
+    order = getattr(group, "order", None)
+    return index if order is None else order
+
+
+def _one_process(item: Any) -> list[Any]:
+    return [item]
+
+
 def fill_batch(
-    make_groups: Callable[[int], list[GroupT]], want: int, max_gen_batches: int
+    make_groups: Callable[[int], list[GroupT]],
+    want: int,
+    max_gen_batches: int,
+    gather: Callable[[Any], list[Any]] = _one_process,
 ) -> tuple[list[GroupT], FillStats]:
     """Generate batches (`make_groups(i)` for i = 0, 1, ...) and keep the groups with a reward spread until
     `want` are kept or `max_gen_batches` batches are made; return at most `want` groups, in generation order.
+
+    Several processes: each makes its own share of every batch and `gather` (an all-gather of one object per
+    process) shares what each kept, so that all take the same decisions and together keep the first `want`
+    groups in (batch, order) order, as one process making the whole batch would. Each returns its own.
 
     Running out of batches is not an error: the groups there are come back (possibly none) with
     `gave_up=True`, and the caller trains on them or skips the update.
@@ -202,16 +223,23 @@ def fill_batch(
     if max_gen_batches < 1:
         raise ValueError(f"max_gen_batches must be >= 1, got {max_gen_batches}")
     stats = FillStats()
-    kept: list[GroupT] = []
-    while len(kept) < want and stats.batches < max_gen_batches:
+    mine: list[tuple[tuple[int, int], GroupT]] = []
+    everyone: list[tuple[int, int]] = []
+    while len(everyone) < want and stats.batches < max_gen_batches:
         groups = make_groups(stats.batches)
+        keyed = [
+            ((stats.batches, _order(g, i)), g)
+            for i, g in enumerate(groups)
+            if bool(dynamic_sampling_filter(g.rewards.reshape(1, -1))[0])
+        ]
+        mine.extend(keyed)
+        for generated, keys in gather((len(groups), [key for key, _ in keyed])):
+            stats.generated += generated
+            everyone.extend(keys)
         stats.batches += 1
-        stats.generated += len(groups)
-        for group in groups:
-            if bool(dynamic_sampling_filter(group.rewards.reshape(1, -1))[0]):
-                kept.append(group)
-    stats.kept = len(kept)
-    stats.gave_up = len(kept) < want
-    out = kept[:want]
-    stats.used = len(out)
+    chosen = set(sorted(everyone)[:want])
+    out = [g for key, g in sorted(mine, key=lambda kg: kg[0]) if key in chosen]
+    stats.kept = len(everyone)
+    stats.gave_up = stats.kept < want
+    stats.used = len(chosen)
     return out, stats

@@ -18,6 +18,7 @@ from repro.l1.curriculum import CurriculumSampler, Phase
 from repro.l1.rewards import RewardConfig, hybrid_rewards, overlong_penalty
 from repro.l1.rl import FillStats, Group, fill_batch, group_advantages, policy_loss, policy_loss_metrics
 from repro.modeling import reference_policy
+from repro.train.dist import DistInfo, all_gather_object
 from repro.train.engine import LossOutput, unwrap
 from repro.train.loop import OnlineRound
 from repro.train.prefix import grouped_logprobs, per_sample_logprobs
@@ -27,12 +28,24 @@ log = logging.getLogger("repro.rl")
 
 @dataclass
 class Rollout:
-    """One prompt's group: the example, its prompt ids and the G samples with their rewards."""
+    """One prompt's group: the example, its place in the batch's draw, its prompt ids, the G samples, rewards."""
 
     example: str
+    order: int
     prompt: torch.Tensor
     samples: list[Sample]
     rewards: torch.Tensor
+
+
+@dataclass
+class Scored:
+    """What every process learns of a group made anywhere: for the difficulty table and the round's metrics."""
+
+    order: int
+    example: str
+    rule: list[float]
+    rewards: list[float]
+    lengths: list[int]
 
 
 def reward_config(recipe: Recipe) -> RewardConfig:
@@ -66,10 +79,19 @@ class RlSource:
     sampling filters groups, up to `max_gen_batches`), split into `mini_batches` optimizer updates, repeated
     for `ppo_epochs`. Phases count rounds. Old log-probs come from one no-grad pass when a round makes more
     than one update (before that, the policy is the one that sampled).
+
+    Several processes: all draw the same prompts from one curriculum; process r makes the groups of prompts
+    r, r + world, ... Every process records every group's rewards in its difficulty table (gathered), and
+    dynamic sampling decides on the groups of all of them, so the sampler state is the same everywhere.
+    Each generation chunk is sampled under a seed of (recipe seed, round, batch, first prompt's place): with
+    `rl.generation.batch_size=1` a group's samples do not depend on how many processes there are.
     """
 
-    def __init__(self, recipe: Recipe, tokenizer: Any, records: list[Record], judge: Any = None) -> None:
+    def __init__(
+        self, recipe: Recipe, tokenizer: Any, records: list[Record], judge: Any = None, dist: DistInfo | None = None
+    ) -> None:
         self.recipe, self.cfg, self.tokenizer, self.judge = recipe, recipe.rl, tokenizer, judge
+        self.dist = dist or DistInfo()
         self.records = {r.id: r for r in records}
         self.prompts = tokenized_prompts(records, recipe, tokenizer)
         ids = list(self.prompts)
@@ -103,18 +125,19 @@ class RlSource:
         phase = self.sampler.phase_at(round_no)
         started = time.perf_counter()
         timing = {"generate": 0.0, "reward": 0.0}
-        made: list[Rollout] = []
+        scored: list[Scored] = []
 
-        def make_groups(_: int) -> list[Group]:
-            rollouts = self._rollouts(policy, round_no, phase, timing)
-            made.extend(rollouts)
-            return [Group(r.rewards, r) for r in rollouts]
+        def make_groups(batch_no: int) -> list[Group]:
+            rollouts = self._rollouts(policy, round_no, batch_no, phase, timing, scored)
+            return [Group(r.rewards, r, order=r.order) for r in rollouts]
 
         if self.cfg.dynamic_sampling:
-            kept, stats = fill_batch(make_groups, self.cfg.prompts_per_round, self.cfg.max_gen_batches)
+            want, tries = self.cfg.prompts_per_round, self.cfg.max_gen_batches
+            kept, stats = fill_batch(make_groups, want, tries, gather=all_gather_object)
         else:
             kept = make_groups(0)
-            stats = FillStats(len(kept), len(kept), len(kept), 1, False)
+            n = len(scored)
+            stats = FillStats(n, n, n, 1, False)
         groups = [g.data for g in kept]
         if stats.gave_up:
             log.info(
@@ -126,8 +149,8 @@ class RlSource:
         if self.updates_per_round > 1:
             self._old_logprobs(policy, batches)
         old_s = time.perf_counter() - old_started
-        all_rewards = torch.cat([r.rewards for r in made]) if made else torch.zeros(0)
-        lengths = [len(s.token_ids) for r in made for s in r.samples]
+        all_rewards = torch.tensor([r for s in scored for r in s.rewards], dtype=torch.float32)
+        lengths = [n for s in scored for n in s.lengths]
         metrics = {
             "phase": float(phase),
             "reward_mean": float(all_rewards.mean()) if len(all_rewards) else 0.0,
@@ -144,17 +167,28 @@ class RlSource:
         }
         return OnlineRound(updates=self._updates(batches), metrics=metrics)
 
-    def _rollouts(self, policy: Any, round_no: int, phase: int, timing: dict[str, float]) -> list[Rollout]:
+    def _rollouts(
+        self, policy: Any, round_no: int, batch_no: int, phase: int, timing: dict[str, float], scored: list[Scored]
+    ) -> list[Rollout]:
+        """This process's share of one generation batch, scored; every process's scores land in `scored`."""
         ids = self.sampler.next_prompts(round_no, self.cfg.prompts_per_round)
+        mine = list(range(self.dist.rank, len(ids), self.dist.world_size))
         gen = self.cfg.generation
         temperature = self.cfg.phases[phase].temperature
         if temperature is not None:
             gen = type(gen)(**{**gen.__dict__, "temperature": temperature})
         t0 = time.perf_counter()
-        groups = sample_groups(policy, self.tokenizer, [self.prompts[i] for i in ids], self.cfg.group_size, gen)
+        groups: list[list[Sample]] = []
+        for start in range(0, len(mine), gen.batch_size):
+            chunk = mine[start : start + gen.batch_size]
+            seed = _sampling_seed(self.recipe.seed, round_no, batch_no, chunk[0])
+            groups += sample_groups(
+                policy, self.tokenizer, [self.prompts[ids[i]] for i in chunk], self.cfg.group_size, gen, seed=seed
+            )
         t1 = time.perf_counter()
-        out = []
-        for example, samples in zip(ids, groups, strict=True):
+        out, local = [], []
+        for order, samples in zip(mine, groups, strict=True):
+            example = ids[order]
             record = self.records[example]
             results = hybrid_rewards([s.text for s in samples], [record] * len(samples), self.rewards, self.judge)
             rewards = [
@@ -164,8 +198,13 @@ class RlSource:
                 )
                 for r, s in zip(results, samples, strict=True)
             ]
-            self.sampler.update(example, [r.total for r in results])
-            out.append(Rollout(example, self.prompts[example], samples, torch.tensor(rewards, dtype=torch.float32)))
+            lengths = [len(s.token_ids) for s in samples]
+            local.append(Scored(order, example, [r.total for r in results], rewards, lengths))
+            out.append(Rollout(example, order, self.prompts[example], samples, torch.tensor(rewards)))
+        everyone = sorted((s for part in all_gather_object(local) for s in part), key=lambda s: s.order)
+        for s in everyone:
+            self.sampler.update(s.example, s.rule)
+        scored.extend(everyone)
         timing["generate"] += t1 - t0
         timing["reward"] += time.perf_counter() - t1
         return out
@@ -182,8 +221,11 @@ class RlSource:
         }
 
     def _updates(self, batches: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-        """mini_batches updates per epoch, each with a micro-batch per group; an update left without a group
-        gets an idle micro-batch, so that every process runs the same number of backward passes."""
+        """mini_batches updates per epoch, each with a micro-batch per group of this process. Idle micro-batches
+        pad every process to as many groups as the busiest, and an update left without a group gets one, so
+        that every process runs the same number of backward passes (DDP syncs on each process's last one)."""
+        busiest = max(all_gather_object(len(batches)))
+        batches = batches + [{"idle": True}] * (busiest - len(batches))
         n = self.cfg.mini_batches
         chunks = [batches[i::n] for i in range(n)]
         return [chunk or [{"idle": True}] for _ in range(self.cfg.ppo_epochs) for chunk in chunks]
@@ -226,6 +268,11 @@ class RlSource:
         pad = self.tokenizer.pad_token_id or 0
         out = model(input_ids=torch.tensor([[pad]], device=device)).logits
         return LossOutput(out.float().sum() * 0.0, 0)
+
+
+def _sampling_seed(seed: int, round_no: int, batch_no: int, order: int) -> int:
+    """A generation chunk's seed: fixed by where it falls in the run, not by the process that samples it."""
+    return (seed * 1_000_003 + round_no * 10_007 + batch_no * 101 + order) % 2**63
 
 
 def _spread(prompts: dict[str, torch.Tensor]) -> str:

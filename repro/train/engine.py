@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -198,5 +199,7 @@ class OptimizerStep:
         self.skipped_updates += 1
         log.warning("update skipped (%s); %d skipped so far", reason, self.skipped_updates)
         self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
+        with warnings.catch_warnings():  # torch warns when the schedule moves before any optimizer step: intended
+            warnings.simplefilter("ignore", UserWarning)
+            self.scheduler.step()
         return StepOutcome(loss, units, grad_norm, lr, metrics, updated=False)

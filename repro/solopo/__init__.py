@@ -1,0 +1,1 @@
+"""SoLoPO: short-to-long preference optimization (preference losses, SoLo-RA, pair selection)."""
