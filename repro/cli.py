@@ -142,7 +142,9 @@ def rl_command(
 
 @reproduce_app.command("l1")
 def reproduce_l1_command(
-    profile: str = typer.Option("cpu", "--profile", help="cpu (about 60 min on 2 cores), cpu-long or gpu."),
+    profile: str = typer.Option(
+        "cpu", "--profile", help="cpu (about 60 min on 2 cores), cpu-long, gpu or workstation."
+    ),
     out: str = typer.Option("runs/reproduce-l1", "--out", help="Folder of every stage and the report."),
     algorithms: str = typer.Option(None, "--algorithms", help="dapo, grpo or dapo,grpo (default: the profile's)."),
 ) -> None:

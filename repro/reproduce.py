@@ -23,11 +23,20 @@ log = logging.getLogger("repro.reproduce")
 
 TRAIN_DATA = "data/loong-mini/train.jsonl"
 TEST_DATA = "data/loong-mini/test.jsonl"
+WS_TRAIN_DATA = "data/loong-mini-ws/train.jsonl"
+WS_TEST_DATA = "data/loong-mini-ws/test.jsonl"
+DOCQA_RL_DATA = "data/docqa-rl/train.jsonl"
+DOCQA_RL_HUB = "Tongyi-Zhiwen/DocQA-RL-1.6K"
+LONGBENCH_DATA = "data/longbench/test.jsonl"
 
 
 @dataclass
 class Profile:
-    """What one profile runs: recipes, the overrides that size them, the algorithms and the eval sets."""
+    """What one profile runs: recipes, the overrides that size them, the algorithms, the data and eval sets.
+
+    `data`: "loong-mini" (generated here, offline) or "workstation" (Loong-mini at the recipe's set ranges
+    and tokenizer, DocQA-RL-1.6K from the hub through the converter, LongBench when converted beforehand).
+    """
 
     sft_recipe: str
     rl_recipe: str
@@ -37,6 +46,10 @@ class Profile:
     rl: list[str] = field(default_factory=list)
     eval: list[str] = field(default_factory=list)
     budget: str = ""
+    data: str = "loong-mini"
+    sft_data: str = TRAIN_DATA
+    rl_data: str = TRAIN_DATA
+    test_data: str = TEST_DATA
 
 
 PROFILES = {
@@ -81,6 +94,18 @@ PROFILES = {
         eval=["eval.sets=[1,2,3,4]"],
         budget="one GPU, about 10 minutes",
     ),
+    # a GPU workstation with the hub: Qwen2.5-1.5B-Instruct, QLoRA, flash attention, DocQA-RL-1.6K
+    "workstation": Profile(
+        "recipes/qwen2.5-1.5b/l1_sft.yaml",
+        "recipes/qwen2.5-1.5b/l1_rl.yaml",
+        "recipes/qwen2.5-1.5b/loong_eval.yaml",
+        ("dapo", "grpo"),
+        budget="one 24-80 GB GPU, several hours (see README)",
+        data="workstation",
+        sft_data=WS_TRAIN_DATA,
+        rl_data=DOCQA_RL_DATA,
+        test_data=WS_TEST_DATA,
+    ),
 }
 GRPO_OVERRIDES = ["rl.algorithm=grpo", "rl.eps_high=0.2"]  # GRPO: sequence-level loss, symmetric clip
 
@@ -95,13 +120,17 @@ def reproduce_l1(profile_name: str, out: Path, algorithms: tuple[str, ...] | Non
         if name not in ("dapo", "grpo"):
             raise ReproError(f"--algorithms: expected dapo and/or grpo, got '{name}'")
     # every recipe is read and checked before anything runs
-    sft = _recipe(profile.sft_recipe, [f"sft.data={TRAIN_DATA}", *profile.sft], "l1-sft")
+    sft = _recipe(profile.sft_recipe, [f"sft.data={profile.sft_data}", *profile.sft], "l1-sft")
     base_model = sft.model.source
-    rl = {a: _recipe(profile.rl_recipe, [f"rl.data={TRAIN_DATA}", *_algo(a), *profile.rl], f"l1-{a}") for a in chosen}
+    rl_overrides = [f"rl.data={profile.rl_data}", *profile.rl]
+    rl = {a: _recipe(profile.rl_recipe, [*rl_overrides, *_algo(a)], f"l1-{a}") for a in chosen}
     out.mkdir(parents=True, exist_ok=True)
     clock = _Clock(out)
     with clock("default model and data"):
-        _model_and_data(base_model)
+        if profile.data == "workstation":
+            _workstation_data(sft)
+        else:
+            _model_and_data(base_model)
     with clock("warm-up SFT"):
         sft_merged = _train_and_export("sft", sft, out)
     policies = {"base": base_model, "sft": str(sft_merged)}
@@ -114,7 +143,8 @@ def reproduce_l1(profile_name: str, out: Path, algorithms: tuple[str, ...] | Non
     evals = {}
     for stage, source in policies.items():
         with clock(f"evaluate {stage}"):
-            evals[_label(stage)] = _evaluate(profile, stage, source, out)
+            evals[_label(stage)] = _evaluate(profile, stage, source, out, profile.test_data)
+    extra = _longbench_evals(profile, policies, out, clock)
     from repro.report import write_l1_report
 
     notes = [
@@ -124,6 +154,7 @@ def reproduce_l1(profile_name: str, out: Path, algorithms: tuple[str, ...] | Non
         "fewer parameters), Loong-mini prompts of 0.25-2K tokens instead of 20-60K-token documents, a few "
         "dozen RL updates on a few hundred prompts instead of the paper's full DocQA-RL-1.6K runs, rule "
         "reward only (no LLM judge) unless the recipe turns it on.",
+        *extra,
     ]
     return write_l1_report(out, evals, rl_runs, notes)
 
@@ -171,11 +202,49 @@ def _train_and_export(stage: str, recipe: Recipe, out: Path) -> Path:
     return export_run(run_dir, merged)
 
 
-def _evaluate(profile: Profile, stage: str, source: str, out: Path) -> Path:
+def _workstation_data(sft: Recipe) -> None:
+    """Loong-mini at the workstation recipe's set ranges (counted with its tokenizer) and DocQA-RL-1.6K."""
+    from repro.data.converters import convert
+    from repro.data.loong_mini import generate
+    from repro.data.schema import write_records
+    from repro.modeling import load_tokenizer
+
+    if not (Path(WS_TRAIN_DATA).is_file() and Path(WS_TEST_DATA).is_file()):
+        tokenizer = load_tokenizer(sft.model)
+        count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+        ranges = {k: (v[0], v[1]) for k, v in sft.loong_mini.set_ranges.items()}
+        for path, kwargs in ((WS_TRAIN_DATA, {"n": 2000}), (WS_TEST_DATA, {"n": 200, "split": "test", "seed": 1})):
+            if not Path(path).is_file():
+                write_records(path, generate(**kwargs, set_ranges=ranges, count_tokens=count))
+                log.info("Loong-mini (workstation lengths) -> %s", path)
+    if not Path(DOCQA_RL_DATA).is_file():
+        write_records(DOCQA_RL_DATA, convert("docqa-rl", DOCQA_RL_HUB))
+        log.info("%s -> %s", DOCQA_RL_HUB, DOCQA_RL_DATA)
+
+
+def _longbench_evals(profile: Profile, policies: dict[str, str], out: Path, clock: _Clock) -> list[str]:
+    """The workstation profile also scores each policy on LongBench QA when it was converted beforehand."""
+    if profile.data != "workstation":
+        return []
+    if not Path(LONGBENCH_DATA).is_file():
+        return [f"LongBench not evaluated: {LONGBENCH_DATA} is missing (see README, 'The workstation profile')."]
+    lines = []
+    for stage, source in policies.items():
+        with clock(f"evaluate {stage} on LongBench"):
+            run_dir = _evaluate(profile, f"{stage}-longbench", source, out, LONGBENCH_DATA)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        lines.append(
+            f"LongBench ({LONGBENCH_DATA}, {metrics['n']} items), {_label(stage)}: avg score {metrics['avg_score']}"
+        )
+    return lines
+
+
+def _evaluate(profile: Profile, stage: str, source: str, out: Path, data: str) -> Path:
     from repro.loong.eval import run_eval
 
     run_dir = out / f"eval-{stage}"
-    recipe = _recipe(profile.eval_recipe, [f"eval.data={TEST_DATA}", f"model.source={source}", *profile.eval], stage)
+    overrides = [f"eval.data={data}", f"model.source={source}", *profile.eval]
+    recipe = _recipe(profile.eval_recipe, overrides, stage)
     if not (run_dir / "metrics.json").is_file():
         run_eval(recipe, run_dir)
     return run_dir

@@ -405,7 +405,13 @@ def test_bad_command_line(case, capfd):
 def test_rl_phase_that_no_prompt_fits(tiny_model_dir, data_file, tmp_path, capfd):
     args = ["rl", BASE, f"model.source={tiny_model_dir}", f"rl.data={data_file}", "rl.tasks=[]"]
     args += ["rl.phases=[{max_input_tokens: 10, steps: 1}]", "--out", str(tmp_path / "run")]
-    assert_one_line_error(*run_cli(capfd, args)[::2], "rl.phases: phase 0 has no example", "prompt lengths here")
+    assert_one_line_error(*run_cli(capfd, args)[::2], "rl.phases: no record's documents fit", "raise the last")
+
+
+def test_workstation_profile_offline(tmp_path, capfd):
+    """The workstation profile needs the hub (model, DocQA-RL): offline it says so in one line."""
+    args = ["reproduce", "l1", "--profile", "workstation", "--out", str(tmp_path / "ws")]
+    assert_one_line_error(*run_cli(capfd, args)[::2], "cannot reach the hub", "Qwen/Qwen2.5-1.5B-Instruct")
 
 
 def test_out_that_is_a_file(tmp_path, capfd, data_file):

@@ -215,3 +215,18 @@ def test_two_processes_make_the_same_rl_run_as_one(tiny_model_dir, rl_data, tmp_
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=0.02 * 5e-2, rtol=0)
         assert float((a[name] - b[name]).abs().mean()) < 1e-6, name
+
+
+def test_a_record_whose_only_document_does_not_fit_is_left_out(tiny_model_dir, tmp_path):
+    """DocQA-RL style: one document per record. Past the last phase's length the document would be dropped,
+    leaving a question without its text: such a record is left out, the others stay."""
+    from repro.data.schema import Doc, Record
+    from repro.l1.rollout import tokenized_prompts
+    from repro.modeling import load_tokenizer
+
+    recipe = rl_recipe(tmp_path, tiny_model_dir, Path("unused.jsonl"), "rl.phases=[{max_input_tokens: 300, steps: 1}]")
+    short = Record(id="short", source="t", task="qa", docs=[Doc("a", "word " * 20)], question="q?", answer="x")
+    long = Record(id="long", source="t", task="qa", docs=[Doc("b", "word " * 2000)], question="q?", answer="x")
+    prompts = tokenized_prompts([short, long], recipe, load_tokenizer(recipe.model))
+    assert list(prompts) == ["short"]
+    assert 20 < len(prompts["short"]) <= 300

@@ -61,14 +61,31 @@ def reward_config(recipe: Recipe) -> RewardConfig:
 
 
 def tokenized_prompts(records: list[Record], recipe: Recipe, tokenizer: Any) -> dict[str, torch.Tensor]:
-    """Each record's chat prompt as token ids, documents dropped whole past the last phase's length."""
+    """Each record's chat prompt as token ids, documents dropped whole past the last phase's length.
+
+    A record left without any of its documents (one long document, as in DocQA-RL) is no question to
+    learn from: it is left out and counted."""
     count = token_counter(tokenizer)
     budget = recipe.rl.phases[-1].max_input_tokens - count(apply_chat(tokenizer, ""))
-    prompts = {}
+    prompts, emptied = {}, 0
     for record in records:
-        text, _ = build_prompt(record, style=recipe.rl.prompt_style, budget_tokens=budget, count_tokens=count)
+        text, dropped = build_prompt(record, style=recipe.rl.prompt_style, budget_tokens=budget, count_tokens=count)
+        if record.docs and dropped == len(record.docs):
+            emptied += 1
+            continue
         ids = tokenizer(apply_chat(tokenizer, text), add_special_tokens=False)["input_ids"]
         prompts[record.id] = torch.tensor(ids, dtype=torch.long)
+    if emptied:
+        log.info(
+            "%d of %d records left out: none of their documents fits rl.phases' last max_input_tokens",
+            emptied,
+            len(records),
+        )
+    if not prompts:
+        raise ConfigError(
+            f"rl.phases: no record's documents fit in max_input_tokens={recipe.rl.phases[-1].max_input_tokens}; "
+            "raise the last phase's max_input_tokens"
+        )
     return prompts
 
 
