@@ -24,7 +24,11 @@ config_app = typer.Typer(help="Inspect recipes.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate models on benchmarks.", no_args_is_help=True)
 reproduce_app = typer.Typer(help="Reproduce a paper end to end and write its report.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+solopo_app = typer.Typer(
+    help="SoLoPO: short-context preference pairs and preference optimisation.", no_args_is_help=True
+)
 app.add_typer(reproduce_app, name="reproduce")
+app.add_typer(solopo_app, name="solopo")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 
@@ -138,6 +142,40 @@ def rl_command(
     from repro.l1.phased_rl import run_rl
 
     _train(run_rl, recipe, overrides, out, resume, nproc)
+
+
+@solopo_app.command("pairs")
+def solopo_pairs_command(
+    recipe: str = typer.Argument(..., help=RECIPE_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+    out: str = typer.Option(None, "--out", help=OUT_HELP),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run folder's pairs.jsonl."),
+) -> None:
+    """Sample K responses per example on its short (or long) context, score them, keep a best and a worst."""
+    from repro.config import load_recipe
+    from repro.runs import run_folder
+    from repro.solopo.sample import PAIRS_FILE, make_pairs
+
+    cfg = load_recipe(recipe, overrides or [])
+    run_dir = run_folder(cfg.output_dir, cfg.name, out, resume)
+    stats = make_pairs(cfg, run_dir, resume=resume)
+    typer.echo(
+        f"{stats.pairs} pairs from {stats.examples} examples ({stats.skipped_ties} tied): {run_dir / PAIRS_FILE}"
+    )
+
+
+@solopo_app.command("train")
+def solopo_train_command(
+    recipe: str = typer.Argument(..., help=RECIPE_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+    out: str = typer.Option(None, "--out", help=OUT_HELP),
+    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
+    nproc: int = typer.Option(1, "--nproc", help=NPROC_HELP),
+) -> None:
+    """Preference optimisation on solopo.pairs: solopo (short PO + SoLo-RA), long, expand_long or short."""
+    from repro.solopo.train import run_solopo
+
+    _train(run_solopo, recipe, overrides, out, resume, nproc)
 
 
 @reproduce_app.command("l1")

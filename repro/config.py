@@ -26,6 +26,7 @@ from repro.sections import (  # noqa: F401 - the sections are part of this modul
     RewardSection,
     RlSection,
     SftSection,
+    SoloPoSection,
     TrainSection,
 )
 

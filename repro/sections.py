@@ -228,6 +228,38 @@ class RlSection:
 
 
 @dataclass
+class SoloPoSection:
+    """SoLoPO: preference pairs sampled on the short context, PO on short + SoLo-RA, or plain long-context PO.
+
+    Short context = the documents the answer needs (Record.short_docs); long = all of them.
+    """
+
+    data: str = "data/loong-mini-solopo/train.jsonl"
+    sets: list[int] = _ranged_list(list, 1)
+    tasks: list[str] = field(default_factory=list)
+    limit: int | None = _ranged(None, 1)
+    prompt_style: Literal["l1", "loong"] = "l1"
+    max_input_tokens: int = _ranged(4096, 1)  # the long prompt's budget: documents past it are dropped whole
+    # pairs (`repro solopo pairs`)
+    context: Literal["short", "long"] = "short"  # where the K responses are sampled
+    samples: int = _ranged(8, 2)  # K responses per example (paper: 32)
+    generation: GenerationSection = field(
+        default_factory=lambda: GenerationSection(max_new_tokens=160, do_sample=True, temperature=0.85, top_p=1.0)
+    )
+    reward: RewardSection = field(default_factory=lambda: RewardSection(numeric_rel_tol=0.0))
+    # training (`repro solopo train`)
+    pairs: str = ""  # the pairs.jsonl to train on
+    algorithm: Literal["dpo", "simpo", "orpo"] = "dpo"
+    mode: Literal["solopo", "long", "expand_long", "short"] = "solopo"
+    beta: float = _ranged(0.1, 0.0, open_low=True)
+    gamma: float = _ranged(0.5, 0.0)  # SimPO's target margin
+    lam: float = _ranged(0.1, 0.0)  # ORPO's odds-ratio weight
+    alpha: float | None = _ranged(None, 0.0)  # SoLo-RA's weight; None: the paper's 3 (DPO) or 1 (SimPO, ORPO)
+    shaping: Literal["abs", "square"] = "abs"  # the paper leaves SoLo-RA's shaping function unconfirmed
+    align_rejected: bool = False  # SoLo-RA on the rejected response too (the paper aligns the chosen only)
+
+
+@dataclass
 class Recipe:
     name: str = ""
     seed: int = _ranged(0, 0)
@@ -236,5 +268,6 @@ class Recipe:
     train: TrainSection = field(default_factory=TrainSection)
     sft: SftSection = field(default_factory=SftSection)
     rl: RlSection = field(default_factory=RlSection)
+    solopo: SoloPoSection = field(default_factory=SoloPoSection)
     loong_mini: LoongMiniSection = field(default_factory=LoongMiniSection)
     eval: EvalSection = field(default_factory=EvalSection)

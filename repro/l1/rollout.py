@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from repro.config import Recipe
+from repro.config import Recipe, RewardSection
 from repro.data.prompts import apply_chat, build_prompt, token_counter
 from repro.data.schema import Record
 from repro.errors import ConfigError
@@ -48,8 +48,7 @@ class Scored:
     lengths: list[int]
 
 
-def reward_config(recipe: Recipe) -> RewardConfig:
-    r = recipe.rl.reward
+def reward_config(r: RewardSection) -> RewardConfig:
     return RewardConfig(
         partial_credit=r.partial_credit,
         require_format=r.require_format,
@@ -121,7 +120,7 @@ class RlSource:
             )
         except ValueError as exc:  # e.g. a phase that no prompt's length falls into
             raise ConfigError(f"rl.phases: {exc} (prompt lengths here: {_spread(self.prompts)})") from None
-        self.rewards = reward_config(recipe)
+        self.rewards = reward_config(recipe.rl.reward)
         self.level = "token" if self.cfg.algorithm == "dapo" else "sequence"
         self.updates_per_round = self.cfg.mini_batches * self.cfg.ppo_epochs
 

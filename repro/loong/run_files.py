@@ -8,11 +8,12 @@ from repro.data.jsonl import appended_lines, decode_line, jsonl_lines
 from repro.errors import DataError
 
 
-def read_done(path: Path, key: str = "id") -> dict[str, dict]:
+def read_done(
+    path: Path, key: str = "id", hint: str = "remove the line or start a fresh run folder"
+) -> dict[str, dict]:
     """Lines already written to a run's JSONL file, by id; a torn last line (a kill mid-write) is ignored."""
     if not path.is_file():
         return {}
-    hint = "remove the line or start a fresh run folder"
     return {str(obj[key]): obj for _, obj in appended_lines(path, hint)}
 
 
