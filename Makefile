@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 PIP_TORCH_FLAGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple,)
 
-.PHONY: help setup test lint smoke bench data model gpu-check reproduce-l1 clean
+.PHONY: help setup test lint smoke bench data model gpu-check reproduce-l1 reproduce-solopo clean
 
 help:
 	@echo "make setup         create .venv and install the kit (CPU build of torch) with its dev extra"
@@ -21,7 +21,8 @@ help:
 	@echo "make model         the embedded default model (SmolLM2-135M-Instruct) under artifacts/"
 	@echo "make bench         SFT tokens/s and memory, chunked vs full log-probs -> bench/results.json"
 	@echo "make gpu-check     on a CUDA machine: load/train a small model each way the kit does (PYTHON=python3 to skip the venv)"
-	@echo "make reproduce-l1  QwenLong-L1 end to end: SFT, phased RL, eval, runs/reproduce-l1/report.md (PROFILE=cpu|cpu-long|gpu)"
+	@echo "make reproduce-l1  QwenLong-L1 end to end: SFT, phased RL, eval, runs/reproduce-l1/report.md (PROFILE=cpu|cpu-long|gpu|workstation)"
+	@echo "make reproduce-solopo  SoLoPO end to end: pairs, DPO/SimPO/ORPO per mode, eval, runs/reproduce-solopo/report.md"
 
 setup: $(STAMP)
 
@@ -59,6 +60,9 @@ gpu-check:
 
 reproduce-l1: setup
 	$(VENV_PY) -m repro reproduce l1 $(if $(PROFILE),--profile $(PROFILE),)
+
+reproduce-solopo: setup
+	$(VENV_PY) -m repro reproduce solopo $(if $(PROFILE),--profile $(PROFILE),)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

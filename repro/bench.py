@@ -1,4 +1,4 @@
-"""`make bench`: SFT throughput and memory, chunked vs full log-prob memory; `bench prefix`: shared-prefix groups."""
+"""`make bench`: SFT throughput and memory, chunked vs full log-prob memory; `bench prefix|rl|solopo`: the rest."""
 
 from __future__ import annotations
 
@@ -209,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         from repro.bench_rl import rl_main
 
         return rl_main(argv[1:])
+    if argv[:1] == ["solopo"]:
+        from repro.bench_solopo import solopo_main
+
+        return solopo_main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--model", default=DEFAULT_MODEL)
@@ -221,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             out = sft_case(rest[0], int(rest[1]), rest[2] == "1", int(rest[3]))
         elif kind == "prefix":
             out = prefix_case(rest[0], rest[1], *(int(x) for x in rest[2:6]))
+        elif kind == "solopo":
+            from repro.bench_solopo import solopo_case
+
+            out = solopo_case(rest[0], rest[1], rest[2], *(int(x) for x in rest[3:7]))
         else:
             out = logprob_case(rest[0] == "1", int(rest[1]), int(rest[2]), int(rest[3]), int(rest[4]))
         print(json.dumps(out))

@@ -196,6 +196,23 @@ def reproduce_l1_command(
     typer.echo(f"report: {report}")
 
 
+@reproduce_app.command("solopo")
+def reproduce_solopo_command(
+    profile: str = typer.Option("cpu", "--profile", help="cpu (about 60 min on 2 cores), cpu-long or gpu."),
+    out: str = typer.Option("runs/reproduce-solopo", "--out", help="Folder of every stage and the report."),
+    algorithms: str = typer.Option(None, "--algorithms", help="dpo, simpo, orpo, comma-separated (default: all)."),
+    l1_out: str = typer.Option("runs/reproduce-l1", "--l1-out", help="The L1 reproduction's folder (its SFT policy)."),
+) -> None:
+    """SoLoPO: SFT policy, pairs on short and long contexts, DPO/SimPO/ORPO per mode, evaluation, report.md."""
+    from pathlib import Path
+
+    from repro.reproduce_solopo import reproduce_solopo
+
+    chosen = tuple(a.strip() for a in algorithms.split(",") if a.strip()) if algorithms else None
+    report = reproduce_solopo(profile, Path(out), chosen, Path(l1_out))
+    typer.echo(f"report: {report}")
+
+
 def _train(stage: Any, recipe: str, overrides: list[str] | None, out: str | None, resume: bool, nproc: int) -> None:
     """Load and check the recipe, re-launch under torchrun for several processes, pick the run folder, train."""
     if nproc < 1:

@@ -10,9 +10,10 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from repro.config import Recipe, load_recipe
 from repro.errors import ReproError
@@ -120,25 +121,25 @@ def reproduce_l1(profile_name: str, out: Path, algorithms: tuple[str, ...] | Non
         if name not in ("dapo", "grpo"):
             raise ReproError(f"--algorithms: expected dapo and/or grpo, got '{name}'")
     # every recipe is read and checked before anything runs
-    sft = _recipe(profile.sft_recipe, [f"sft.data={profile.sft_data}", *profile.sft], "l1-sft")
+    sft = load_stage_recipe(profile.sft_recipe, [f"sft.data={profile.sft_data}", *profile.sft], "l1-sft")
     base_model = sft.model.source
     rl_overrides = [f"rl.data={profile.rl_data}", *profile.rl]
-    rl = {a: _recipe(profile.rl_recipe, [*rl_overrides, *_algo(a)], f"l1-{a}") for a in chosen}
+    rl = {a: load_stage_recipe(profile.rl_recipe, [*rl_overrides, *_algo(a)], f"l1-{a}") for a in chosen}
     out.mkdir(parents=True, exist_ok=True)
-    clock = _Clock(out)
+    clock = StageClock(out)
     with clock("default model and data"):
         if profile.data == "workstation":
             _workstation_data(sft)
         else:
-            _model_and_data(base_model)
+            model_and_data(base_model)
     with clock("warm-up SFT"):
-        sft_merged = _train_and_export("sft", sft, out)
+        sft_merged = train_and_export("sft", sft, out)
     policies = {"base": base_model, "sft": str(sft_merged)}
     rl_runs = {}
     for algo, recipe in rl.items():
         with clock(f"RL ({algo})"):
             recipe.model.source = str(sft_merged)
-            policies[algo] = str(_train_and_export(f"rl-{algo}", recipe, out))
+            policies[algo] = str(train_and_export(f"rl-{algo}", recipe, out))
             rl_runs[algo.upper()] = out / f"rl-{algo}"
     evals = {}
     for stage, source in policies.items():
@@ -167,13 +168,13 @@ def _label(stage: str) -> str:
     return {"base": "base", "sft": "SFT"}.get(stage, stage.upper())
 
 
-def _recipe(path: str, overrides: list[str], name: str) -> Recipe:
+def load_stage_recipe(path: str, overrides: list[str], name: str) -> Recipe:
     recipe = load_recipe(path, overrides)
     recipe.name = name
     return recipe
 
 
-def _model_and_data(model_source: str) -> None:
+def model_and_data(model_source: str) -> None:
     from repro.data.loong_mini import generate
     from repro.data.schema import write_records
     from repro.init_model import init_model
@@ -185,8 +186,10 @@ def _model_and_data(model_source: str) -> None:
             log.info("Loong-mini -> %s", path)
 
 
-def _train_and_export(stage: str, recipe: Recipe, out: Path) -> Path:
-    """Train into OUT/<stage> (resuming a cut run), then merge into OUT/<stage>-merged; both reused when done."""
+def train_and_export(stage: str, recipe: Recipe, out: Path, run: Callable[..., Any] | None = None) -> Path:
+    """Train into OUT/<stage> (resuming a cut run), then merge into OUT/<stage>-merged; both reused when done.
+
+    `run(recipe, run_dir, dist, resume=)` trains; by default warm-up SFT for "sft" and phased RL otherwise."""
     from repro.export import export_run
 
     run_dir, merged = out / stage, out / f"{stage}-merged"
@@ -194,9 +197,9 @@ def _train_and_export(stage: str, recipe: Recipe, out: Path) -> Path:
         log.info("%s: reusing %s", stage, merged)
         return merged
     if not (run_dir / "final").is_dir():
-        if stage == "sft":
+        if run is None and stage == "sft":
             from repro.l1.sft import run_sft as run
-        else:
+        elif run is None:
             from repro.l1.phased_rl import run_rl as run
         run(recipe, run_dir, DistInfo(), resume=run_dir.is_dir())
     return export_run(run_dir, merged)
@@ -222,7 +225,7 @@ def _workstation_data(sft: Recipe) -> None:
         log.info("%s -> %s", DOCQA_RL_HUB, DOCQA_RL_DATA)
 
 
-def _longbench_evals(profile: Profile, policies: dict[str, str], out: Path, clock: _Clock) -> list[str]:
+def _longbench_evals(profile: Profile, policies: dict[str, str], out: Path, clock: StageClock) -> list[str]:
     """The workstation profile also scores each policy on LongBench QA when it was converted beforehand."""
     if profile.data != "workstation":
         return []
@@ -240,17 +243,20 @@ def _longbench_evals(profile: Profile, policies: dict[str, str], out: Path, cloc
 
 
 def _evaluate(profile: Profile, stage: str, source: str, out: Path, data: str) -> Path:
+    return evaluate_policy(profile.eval_recipe, profile.eval, source, data, out / f"eval-{stage}")
+
+
+def evaluate_policy(eval_recipe: str, overrides: list[str], source: str, data: str, run_dir: Path) -> Path:
+    """Evaluate the model at `source` on `data` into run_dir (resuming a cut run); reused when finished."""
     from repro.loong.eval import run_eval
 
-    run_dir = out / f"eval-{stage}"
-    overrides = [f"eval.data={data}", f"model.source={source}", *profile.eval]
-    recipe = _recipe(profile.eval_recipe, overrides, stage)
+    recipe = load_stage_recipe(eval_recipe, [f"eval.data={data}", f"model.source={source}", *overrides], run_dir.name)
     if not (run_dir / "metrics.json").is_file():
         run_eval(recipe, run_dir)
     return run_dir
 
 
-class _Clock:
+class StageClock:
     """Times each stage into OUT/timings.json; a stage that was reused keeps the time it took when it ran."""
 
     REUSED_S = 30.0  # a stage this quick found its output ready

@@ -15,8 +15,8 @@ from repro.plots import _no_data, number, read_step_rows, save_png, step_of
 from repro.report import (
     EvalScores,
     _difference,
+    _span,
     difference_table,
-    format_difference,
     is_noise,
     load_eval,
     stage_table,
@@ -115,7 +115,7 @@ def solo_beats_long_lines(stages: dict[str, EvalScores]) -> list[str]:
         else:
             mean, low, high, n = diff
             lines.append(
-                f"{trend}: {_interval_verdict(low, high)} ({solo} − {long_} = {format_difference(mean, low, high)} "
+                f"{trend}: {_interval_verdict(low, high)} ({solo} − {long_} = {_span(mean, low, high)} "
                 f"over {n} paired items; {paper_delta(algo)})"
             )
     if not lines:
@@ -197,16 +197,16 @@ def max_length_table(efficiency: dict[str, Any]) -> str:
     """Markdown: the longest long context each label trained under the memory cap, and solopo's over each."""
     lengths = efficiency.get("max_long_tokens") or {}
     if not lengths:
-        return "\nLongest trainable long context: not measured.\n"
-    cap = efficiency.get("cap_mib")
+        return "Longest trainable long context: not measured.\n"
+    cap = number(efficiency, "cap_mib")
     solo = next((label for label in lengths if label.split()[0] == "solopo"), None)
     lines = ["| Label | Max long tokens | solopo / this |", "|---|---|---|"]
     for label, tokens in lengths.items():
         ratio = "–" if solo is None or label == solo else _ratio(lengths[solo], tokens)
         lines.append(f"| {label} | {tokens} | {ratio} |")
-    where = f"under a {cap:.0f} MiB memory cap" if isinstance(cap, int | float) else "with no memory cap recorded"
+    where = "(no cap recorded)" if cap is None else f"under a memory cap of {cap:.0f} MiB"
     lines += ["", f"Longest long context (tokens) one training step fits {where}."]
-    return "\n" + "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def _compare(solo: dict[str, Any], other: dict[str, Any]) -> str:

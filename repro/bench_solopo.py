@@ -1,0 +1,124 @@
+"""`python -m repro.bench solopo`: step time and peak memory of SoLoPO against long-context PO, side by side."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# (mode, forward) cases: SoLoPO, the kit's long PO (the long prompt once per pair), and the paper's vanilla
+# long PO (chosen and rejected each with the full long context, as TRL's DPOTrainer runs them)
+CASES = (("solopo", "shared prefix"), ("long", "shared prefix"), ("long", "per-sample"))
+
+
+def solopo_case(
+    model_dir: str, mode: str, forward: str, short_tokens: int, long_tokens: int, response_tokens: int, steps: int
+) -> dict[str, Any]:
+    """DPO training steps (forward + backward, LoRA r16, references precomputed) on one random pair."""
+    from repro.bench import _peak_mib
+    from repro.config import load_recipe
+    from repro.modeling import load_model
+    from repro.solopo.sample import Pair
+    from repro.solopo.train import PreferenceLogprobs, forwards, preference_task
+
+    recipe = load_recipe(
+        Path(__file__).resolve().parent.parent / "recipes" / "tiny" / "solopo.yaml",
+        [f"model.source={model_dir}", f"solopo.mode={mode}", "solopo.algorithm=dpo"],
+    )
+    loaded = load_model(recipe.model)
+    model, device = loaded.model, loaded.device
+    gen = torch.Generator().manual_seed(0)
+    vocab = model.config.vocab_size
+
+    def tokens(n: int) -> torch.Tensor:
+        return torch.randint(0, vocab, (n,), generator=gen)
+
+    pair = Pair(
+        "bench", tokens(short_tokens), tokens(long_tokens), tokens(response_tokens), tokens(response_tokens), ""
+    )
+    plan = forwards(mode)
+    logprobs = PreferenceLogprobs(plan, shared_prefix=forward == "shared prefix", chunk_size=1024)
+    ref = {f"{c}.{n}": torch.zeros(1, dtype=torch.float64) for c, names in plan.items() for n in names}
+    task = preference_task(recipe, [pair], logprobs, ref)
+    batch = task.collate([0], 0, 0)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for i in range(steps + 1):
+        start = time.perf_counter()
+        task.loss(model, batch).loss_sum.backward()
+        model.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i > 0:  # the first step warms up allocator and kernels
+            times.append(time.perf_counter() - start)
+    return {"step_s": round(statistics.median(times), 3), "peak_mib": round(_peak_mib(device), 1)}
+
+
+def longest_under(cap_mib: float, points: list[tuple[int, float]]) -> int | None:
+    """The long length at which peak memory reaches `cap_mib`, on the line through the two longest measured
+    (length, peak) points (peak memory grows about linearly in tokens with LoRA and sdpa); None if flat."""
+    (l1, p1), (l2, p2) = sorted(points)[-2:]
+    if p2 <= p1:
+        return None
+    return int(l1 + (cap_mib - p1) * (l2 - l1) / (p2 - p1))
+
+
+def efficiency(
+    model_dir: str, short_tokens: int, ratios: list[int], response_tokens: int, steps: int, cap_mib: float | None
+) -> dict[str, Any]:
+    """Every case at long = ratio x short, each in its own process (its peak is its own): the report's dict."""
+    from repro.bench import _run_worker
+
+    rows = []
+    for ratio in ratios:
+        for mode, forward in CASES:
+            shape = [str(short_tokens), str(short_tokens * ratio), str(response_tokens), str(steps)]
+            result = _run_worker(["solopo", model_dir, mode, forward, *shape])
+            row = {"mode": mode, "forward": forward, "long_tokens": short_tokens * ratio, "short_tokens": short_tokens}
+            rows.append({**row, **result})
+            print(json.dumps(rows[-1]), flush=True)
+    out: dict[str, Any] = {"device": "cuda" if torch.cuda.is_available() else "cpu", "rows": rows}
+    if cap_mib is not None and len(ratios) >= 2:
+        out["cap_mib"] = cap_mib
+        out["max_long_tokens"] = {}
+        for mode, forward in CASES:
+            points = [(r["long_tokens"], r["peak_mib"]) for r in rows if (r["mode"], r["forward"]) == (mode, forward)]
+            longest = longest_under(cap_mib, points)
+            if longest is not None:
+                out["max_long_tokens"][f"{mode} ({forward})"] = longest
+        out["max_long_note"] = "fitted: the line through the two measured lengths' peaks, solved for the cap"
+    return out
+
+
+def solopo_main(argv: list[str]) -> int:
+    """`python -m repro.bench solopo`: one JSON line per case, then the summary the SoLoPO report reads."""
+    from repro.bench import DEFAULT_MODEL, REPO
+
+    parser = argparse.ArgumentParser(prog="python -m repro.bench solopo", description=solopo_case.__doc__)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--short-tokens", type=int, default=256)
+    parser.add_argument("--ratios", default="4,8", help="long = ratio x short, e.g. 4,8")
+    parser.add_argument("--response-tokens", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per case (median), after one warm-up")
+    parser.add_argument("--cap-mib", type=float, default=None, help="memory cap for the longest trainable context")
+    parser.add_argument("--out", default=None, help="also write the summary JSON here")
+    opts = parser.parse_args(argv)
+    model = opts.model if Path(opts.model, "config.json").is_file() else str(REPO / opts.model)
+    if not Path(model, "config.json").is_file():
+        print(f"bench solopo: model folder '{opts.model}' missing", file=sys.stderr)
+        return 2
+    ratios = [int(x) for x in opts.ratios.split(",") if x.strip()]
+    summary = efficiency(model, opts.short_tokens, ratios, opts.response_tokens, opts.steps, opts.cap_mib)
+    print(json.dumps(summary), flush=True)
+    if opts.out:
+        from repro.fsio import atomic_write_json
+
+        atomic_write_json(opts.out, summary)
+    return 0
