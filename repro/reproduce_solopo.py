@@ -6,6 +6,7 @@ is the QwenLong-L1 reproduction's (reused from its folder when `reproduce l1` ma
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,14 +110,19 @@ def reproduce_solopo(
     for context in ("short", "long"):
         with clock(f"pairs on the {context} context"):
             pairs[context] = _pairs(profile, context, sft_policy, out)
+    counts = {context: _pair_count(path) for context, path in pairs.items()}
+    skipped = []
     policies = {"SFT": str(sft_policy)}
     train_runs = {}
     for algo in chosen:
         for mode in ("solopo", "long", *(("expand_long",) if algo == "dpo" else ())):
             label = f"{ALGO_LABELS[algo]} {mode}"
+            context = "long" if mode == "long" else "short"
+            if counts[context] == 0:
+                skipped.append(label)
+                continue
             with clock(f"train {label}"):
-                context = "long" if mode == "long" else "short"
-                recipe = _train_recipe(profile, algo, mode, pairs[context], sft_policy)
+                recipe = _train_recipe(profile, algo, mode, pairs[context], sft_policy, counts[context])
                 policies[label] = str(_train(recipe, f"{algo}-{mode}", out))
                 train_runs[label] = out / f"{algo}-{mode}"
     long_evals, short_evals = {}, {}
@@ -140,6 +146,8 @@ def reproduce_solopo(
         "32, and a few dozen pairs instead of 5,000.",
         "Pairs are sampled at temperature 1.4, not the paper's 0.85: the warm-up SFT policy of 135M parameters is "
         "nearly deterministic, and at 0.85 most examples' 8 samples tie (no pair).",
+        *(_pairs_line(out, context) for context in pairs),
+        *([f"Not trained (no pair to train on): {', '.join(skipped)}."] if skipped else []),
     ]
     return write_solopo_report(out, long_evals, short_evals, train_runs, efficiency, notes)
 
@@ -182,7 +190,19 @@ def _pairs(profile: SoloProfile, context: str, policy: Path, out: Path) -> Path:
     return run_dir / PAIRS_FILE
 
 
-def _train_recipe(profile: SoloProfile, algo: str, mode: str, pairs: Path, policy: Path) -> Recipe:
+def _pair_count(pairs: Path) -> int:
+    return int(json.loads((pairs.parent / "summary.json").read_text())["pairs"])
+
+
+def _pairs_line(out: Path, context: str) -> str:
+    s = json.loads((out / f"pairs-{context}" / "summary.json").read_text())
+    return (
+        f"Pairs sampled on the {context} context: {s['pairs']} from {s['examples']} examples "
+        f"({s['skipped_ties']} skipped: all samples scored alike)."
+    )
+
+
+def _train_recipe(profile: SoloProfile, algo: str, mode: str, pairs: Path, policy: Path, n_pairs: int) -> Recipe:
     from repro.reproduce import load_stage_recipe
 
     overrides = [
@@ -192,7 +212,10 @@ def _train_recipe(profile: SoloProfile, algo: str, mode: str, pairs: Path, polic
         f"solopo.mode={mode}",
         *profile.train,
     ]
-    return load_stage_recipe(profile.recipe, overrides, f"solopo-{algo}-{mode}")
+    recipe = load_stage_recipe(profile.recipe, overrides, f"solopo-{algo}-{mode}")
+    if n_pairs < recipe.train.micro_batch_size * recipe.train.grad_accum:  # too few pairs for one full step
+        recipe.train.micro_batch_size, recipe.train.grad_accum = min(recipe.train.micro_batch_size, n_pairs), 1
+    return recipe
 
 
 def _train(recipe: Recipe, stage: str, out: Path) -> Path:
@@ -210,8 +233,6 @@ def _evaluate(eval_recipe: str, overrides: list[str], source: str, data: str, ru
 
 def _efficiency(profile: SoloProfile, model: str, out: Path) -> dict:
     """Step time and peak memory of each mode at each long length (python -m repro.bench solopo's cases)."""
-    import json
-
     from repro.bench_solopo import efficiency
 
     path = out / "efficiency.json"
