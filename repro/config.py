@@ -14,6 +14,7 @@ import yaml
 
 from repro.errors import ConfigError
 from repro.sections import (  # noqa: F401 - the sections are part of this module's interface
+    CprsSection,
     EvalSection,
     GenerationSection,
     LlmJudgeSection,

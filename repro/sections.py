@@ -260,6 +260,32 @@ class SoloPoSection:
 
 
 @dataclass
+class CprsSection:
+    """QwenLong-CPRS: the compressor's training data and labels, and window-parallel compression."""
+
+    data: str = "data/loong-mini/train.jsonl"
+    sets: list[int] = _ranged_list(list, 1)
+    tasks: list[str] = field(default_factory=list)
+    limit: int | None = _ranged(None, 1)
+    granularities: list[Literal["keyword", "sentence", "paragraph"]] = field(
+        default_factory=lambda: ["keyword", "sentence", "paragraph"]
+    )
+    query_agnostic_share: float = _ranged(0.25, 0.0, 1.0)  # training examples without the question
+    bidirectional_layers: int | None = _ranged(None, 0)  # None: the top 25% (the paper's 7 of 28)
+    scheme: Literal["BIOE", "BIO"] = "BIOE"
+    focal_gamma: float | None = _ranged(2.0, 0.0)  # None: cross-entropy for the boundary head
+    mask_fraction: float = _ranged(0.5, 0.0, 1.0)  # non-critical positions masked from the gradient per step
+    max_tokens: int = _ranged(2048, 16)  # training window (prompt prefix included)
+    # compression
+    window_tokens: int = _ranged(2048, 16)  # w, prompt prefix included
+    window_batch: int = _ranged(4, 1)  # windows per forward
+    fill_gaps: int = _ranged(20, 0)  # gaps shorter than this inside a span are kept
+    budget_tokens: int | None = _ranged(None, 1)  # keep the best spans up to this many tokens
+    threshold: float | None = _ranged(None, 0.0, 1.0)  # keep tokens whose keep probability reaches it
+    granularity: Literal["keyword", "sentence", "paragraph"] = "sentence"
+
+
+@dataclass
 class Recipe:
     name: str = ""
     seed: int = _ranged(0, 0)
@@ -269,5 +295,6 @@ class Recipe:
     sft: SftSection = field(default_factory=SftSection)
     rl: RlSection = field(default_factory=RlSection)
     solopo: SoloPoSection = field(default_factory=SoloPoSection)
+    cprs: CprsSection = field(default_factory=CprsSection)
     loong_mini: LoongMiniSection = field(default_factory=LoongMiniSection)
     eval: EvalSection = field(default_factory=EvalSection)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -75,8 +76,28 @@ def main() -> int:
             "--out",
             str(root / "eval"),
         )
+        _solopo(root, model)
     print(f"smoke: every stage ran in {time.time() - started:.0f} s")
     return 0
+
+
+def _solopo(root: Path, model: Path) -> None:
+    """SoLoPO: pairs, then a DPO step in solopo mode. The tiny random model scores 0 on every sample (no pair), so
+    the step trains on its sampled rows with a fixed chosen and rejected response in their place."""
+    data = root / "data-solopo"
+    _repro("data", "loong-mini", "--out", str(data), "--n", "8", "--sets", "1", "--distractors", "3")
+    common = [f"model.source={model}", f"solopo.data={data / 'train.jsonl'}", "solopo.limit=2", "solopo.samples=2"]
+    pairs_run = root / "pairs"
+    _repro("solopo", "pairs", "recipes/tiny/solopo.yaml", *common, "solopo.generation.max_new_tokens=4",
+           "--out", str(pairs_run))  # fmt: skip
+    rows = [json.loads(line) for line in (pairs_run / "pairs.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["chosen"] = {"ids": [5, 6, 7], "text": "", "score": 1.0}
+        row["rejected"] = {"ids": [8, 9], "text": "", "score": 0.0}
+    pairs = root / "pairs-filled.jsonl"
+    pairs.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    _repro("solopo", "train", "recipes/tiny/solopo.yaml", *common, f"solopo.pairs={pairs}", "train.max_steps=1",
+           "train.grad_accum=1", "--out", str(root / "solopo"))  # fmt: skip
 
 
 if __name__ == "__main__":

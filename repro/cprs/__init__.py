@@ -1,0 +1,1 @@
+"""QwenLong-CPRS: multi-granularity compression labels and window-parallel compression bookkeeping."""

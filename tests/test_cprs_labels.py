@@ -1,0 +1,225 @@
+"""CPRS training labels: context offsets, keyword/sentence/paragraph spans, BIOE tags and built examples."""
+
+from __future__ import annotations
+
+import pytest
+
+from repro.cprs.labels import (
+    IGNORE,
+    TAG_B,
+    TAG_E,
+    TAG_I,
+    TAG_O,
+    agnostic_instruction,
+    build_example,
+    context_text,
+    critical_spans,
+    merge_spans,
+    sentence_spans,
+    system_prompt,
+    token_labels,
+    word_targets,
+)
+from repro.data.schema import Doc, Evidence, Record
+from repro.errors import ConfigError
+
+O, B, I, E = TAG_O, TAG_B, TAG_I, TAG_E  # noqa: E741 (short names keep the hand-written tag lists readable)
+
+# doc 0 sentences: "It rose." (0, 8), "Sales hit 5.2 m!" (9, 25), then a newline, "End" (26, 29)
+ALPHA = "It rose. Sales hit 5.2 m!\nEnd"
+# doc 1 sentences: "Zürich – 東京 is far." (0, 19), "Tea." (20, 24)
+BETA = "Zürich – 東京 is far. Tea."
+ALPHA_AT = len("Document 1: Alpha\n")  # 18
+BETA_AT = ALPHA_AT + len(ALPHA) + len("\n\n") + len("Document 2: Beta\n")  # 18 + 29 + 2 + 17 = 66
+
+
+def make_record(evidence: list[Evidence], needed_docs: list[int] | None = None) -> Record:
+    return Record(
+        id="r1",
+        source="hand",
+        task="qa",
+        docs=[Doc("Alpha", ALPHA), Doc("Beta", BETA)],
+        question="What did sales hit, and where is Beta?",
+        answer="5.2 m",
+        evidence=evidence,
+        needed_docs=needed_docs,
+    )
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from repro.tiny import build_tokenizer  # the tiny model's own tokenizer, without building the model
+
+    return build_tokenizer()
+
+
+def test_context_text_offsets_point_at_each_doc_text():
+    context, doc_spans = context_text(make_record([]))
+    assert (ALPHA_AT, BETA_AT) == (18, 66)
+    assert doc_spans == [(18, 47), (66, 90)]
+    assert context == "Document 1: Alpha\n" + ALPHA + "\n\nDocument 2: Beta\n" + BETA
+    assert [context[s:e] for s, e in doc_spans] == [ALPHA, BETA]
+
+
+def test_sentence_rule_splits_on_end_marks_and_newlines_only():
+    assert sentence_spans(ALPHA) == [(0, 8), (9, 25), (26, 29)]
+    assert sentence_spans(BETA) == [(0, 19), (20, 24)]
+    assert sentence_spans("Pi is 3.14, e.g.x too") == [(0, 21)]
+    assert sentence_spans("") == []
+    assert sentence_spans("A.  \n\n  B") == [(0, 2), (8, 9)]
+
+
+def test_keyword_spans_are_the_evidence_in_context_chars():
+    record = make_record([Evidence(0, 19, 22), Evidence(1, 0, 11)])
+    context, _ = context_text(record)
+    spans = critical_spans(record, "keyword")
+    assert spans == [(37, 40), (66, 77)]
+    assert [context[s:e] for s, e in spans] == ["5.2", "Zürich – 東京"]
+
+
+def test_sentence_spans_cover_whole_sentences_around_evidence():
+    record = make_record([Evidence(0, 19, 22), Evidence(1, 9, 11)])
+    context, _ = context_text(record)
+    spans = critical_spans(record, "sentence")
+    assert spans == [(27, 43), (66, 85)]
+    assert [context[s:e] for s, e in spans] == ["Sales hit 5.2 m!", "Zürich – 東京 is far."]
+
+
+def test_sentence_span_never_cuts_inside_evidence_that_crosses_a_boundary():
+    record = make_record([Evidence(0, 5, 12)])  # "se. Sal": across the end of the first sentence
+    assert critical_spans(record, "sentence") == [(18, 43)]
+    abbreviation = Record("r2", "hand", "qa", [Doc("", "Dr. Who ran. Next.")], "q", "a", evidence=[Evidence(0, 0, 7)])
+    # "Dr." ends a sentence by the simple rule, but the evidence "Dr. Who" pulls both pieces in whole
+    at = len("Document 1\n")
+    assert critical_spans(abbreviation, "sentence") == [(at, at + 12)]
+
+
+def test_paragraph_spans_are_needed_docs_or_else_evidence_docs():
+    assert critical_spans(make_record([Evidence(0, 19, 22)], needed_docs=[1, 0]), "paragraph") == [(18, 47), (66, 90)]
+    assert critical_spans(make_record([Evidence(1, 0, 3)]), "paragraph") == [(66, 90)]
+    assert critical_spans(make_record([]), "paragraph") == []
+
+
+def test_overlapping_and_empty_evidence_merge_or_drop():
+    record = make_record([Evidence(0, 9, 14), Evidence(0, 12, 18), Evidence(0, 18, 22), Evidence(1, 4, 4)])
+    assert critical_spans(record, "keyword") == [(27, 40)]
+    assert merge_spans([(5, 7), (0, 2), (2, 3), (9, 9), (6, 8)]) == [(0, 3), (5, 8)]
+
+
+def test_unknown_granularity_is_a_config_error():
+    with pytest.raises(ConfigError, match="granularity"):
+        critical_spans(make_record([]), "word")
+    with pytest.raises(ConfigError, match="granularity"):
+        system_prompt("word", "fact", True)
+
+
+def test_system_prompt_names_granularity_tag_word_and_mode():
+    aware = system_prompt("sentence", "needle", query_aware=True)
+    assert "whole sentence" in aware and "'needle'" in aware and "'outside'" in aware and "question" in aware
+    agnostic = system_prompt("paragraph", "chain", query_aware=False)
+    assert "whole document" in agnostic and "'chain'" in agnostic and "instruction" in agnostic
+    assert "keyword" in system_prompt("keyword")
+
+
+# tokens:    special  "abc"   "d"     "efghi"  "j"      "klmno"   "pqrst"   special
+OFFSETS = [(0, 0), (0, 3), (3, 4), (4, 9), (9, 10), (10, 15), (15, 20), (0, 0)]
+
+
+def test_bioe_tags_on_hand_made_offsets():
+    assert token_labels(OFFSETS, [(3, 9), (15, 20)]) == [O, O, B, E, O, O, B, O]  # one-token span is B
+    assert token_labels(OFFSETS, [(2, 5)]) == [O, B, I, E, O, O, O, O]  # partial overlap counts
+    assert token_labels(OFFSETS, [(3, 4), (4, 9)]) == [O, O, B, B, O, O, O, O]  # touching spans stay two
+    assert token_labels(OFFSETS, [(0, 1), (2, 3)]) == [O, B, O, O, O, O, O, O]  # spans sharing a token merge
+    assert token_labels(OFFSETS, [(1, 12), (11, 16)]) == [O, B, I, I, I, I, E, O]  # overlapping spans merge
+    assert token_labels(OFFSETS, []) == [O] * 8
+    assert token_labels([], [(0, 4)]) == []
+
+
+def test_bio_tags_and_word_targets():
+    tags = token_labels(OFFSETS, [(3, 9), (10, 20)], scheme="BIO")
+    assert tags == [O, O, B, I, O, B, I, O]
+    assert word_targets(tags) == [0, 0, 1, 1, 0, 1, 1, 0]
+    assert word_targets([O, B, I, E]) == [0, 1, 1, 1]
+    with pytest.raises(ConfigError, match="scheme"):
+        token_labels(OFFSETS, [], scheme="IOB2")
+
+
+def test_unicode_spans_map_to_exact_substrings_through_a_tokenizer(tokenizer):
+    record = make_record([Evidence(1, 0, 11)])
+    context, _ = context_text(record)
+    (span,) = critical_spans(record, "keyword")
+    assert context[span[0] : span[1]] == "Zürich – 東京"
+    encoded = tokenizer(context, add_special_tokens=False, return_offsets_mapping=True)
+    offsets = [tuple(o) for o in encoded["offset_mapping"]]
+    tags = token_labels(offsets, [span])
+    inside = [offsets[i] for i, t in enumerate(tags) if t != O]
+    assert min(a for a, _ in inside) == 66 and max(b for _, b in inside) == 77
+    assert tags[[i for i, t in enumerate(tags) if t != O][0]] == B
+    assert tags[[i for i, t in enumerate(tags) if t != O][-1]] == E
+
+
+def test_build_example_layout_and_targets(tokenizer):
+    record = make_record([Evidence(0, 19, 22), Evidence(1, 0, 11)])
+    example = build_example(record, tokenizer, "sentence", query_aware=True, max_tokens=4096)
+    n, p = len(example["input_ids"]), example["prompt_len"]
+    assert not example["truncated"] and example["tag_word"] == "fact"
+    assert len(example["tags"]) == len(example["word_targets"]) == len(example["critical_mask"]) == n
+    assert example["tags"][:p] == [IGNORE] * p and example["word_targets"][:p] == [IGNORE] * p
+    assert example["critical_mask"][:p] == [0] * p
+    prefix = tokenizer.decode(example["input_ids"][:p])
+    assert record.question in prefix and "whole sentence" in prefix
+    context, _ = context_text(record)
+    assert len(example["offsets"]) == n - p
+    assert tokenizer.decode(example["input_ids"][p:]) == context
+    kept = {i for i, m in enumerate(example["critical_mask"][p:]) if m}
+    spans = critical_spans(record, "sentence")
+    for i, (a, b) in enumerate(example["offsets"]):
+        assert (i in kept) == any(a < e and s < b for s, e in spans)
+    tags = example["tags"][p:]
+    assert example["word_targets"][p:] == [int(t != O) for t in tags]
+    assert sum(t == B for t in tags) == 2 and sum(t == E for t in tags) == 2
+
+
+def test_build_example_agnostic_prompt_and_first_window_cut(tokenizer):
+    record = make_record([Evidence(1, 0, 11)])
+    full = build_example(record, tokenizer, "keyword", query_aware=False, max_tokens=4096)
+    p = full["prompt_len"]
+    prefix = tokenizer.decode(full["input_ids"][:p])
+    assert record.question not in prefix and agnostic_instruction(record) in prefix
+    cut = build_example(record, tokenizer, "keyword", query_aware=False, max_tokens=p + 5)
+    assert cut["truncated"] and len(cut["input_ids"]) == p + 5 and cut["input_ids"] == full["input_ids"][: p + 5]
+    assert cut["tags"] == full["tags"][: p + 5] and cut["offsets"] == full["offsets"][:5]
+    with pytest.raises(ValueError, match="no room"):
+        build_example(record, tokenizer, "keyword", query_aware=False, max_tokens=p)
+
+
+def test_span_cut_by_the_window_edge_ends_in_i_not_e(tokenizer):
+    record = make_record([Evidence(0, 0, len(ALPHA))])
+    full = build_example(record, tokenizer, "keyword", query_aware=True, max_tokens=4096)
+    first_inside = full["critical_mask"].index(1)
+    assert first_inside >= full["prompt_len"]
+    cut = build_example(record, tokenizer, "keyword", query_aware=True, max_tokens=first_inside + 2)
+    assert cut["tags"][-2:] == [B, I]
+
+
+def test_loong_mini_records_label_their_evidence():
+    from repro.data.loong_mini.generate import generate
+
+    record = generate(1, seed=3, sets=(1,), tasks="spotlight")[0]
+    context, doc_spans = context_text(record)
+    keyword = critical_spans(record, "keyword")
+    evidence_text = [record.docs[e.doc].text[e.start : e.end] for e in record.evidence]
+    assert [context[s:e] for s, e in keyword] == evidence_text
+    instruction = agnostic_instruction(record)
+    (needed,) = record.needed_docs
+    assert record.meta["entities"][needed] in instruction and record.question not in instruction
+    assert critical_spans(record, "paragraph") == [doc_spans[needed]]
+    sentence = critical_spans(record, "sentence")
+    assert all(any(s <= a and b <= e for s, e in sentence) for a, b in keyword)
+
+
+def test_agnostic_instruction_falls_back_to_titles_and_citations():
+    assert agnostic_instruction(make_record([Evidence(1, 0, 3)])) == "Find every fact about: Beta."
+    record = make_record([Evidence(0, 0, 3)])
+    record.subtask = "citation_chain"
+    assert agnostic_instruction(record) == "Find every citation made in: Alpha."
