@@ -29,6 +29,8 @@ solopo_app = typer.Typer(
 )
 app.add_typer(reproduce_app, name="reproduce")
 app.add_typer(solopo_app, name="solopo")
+cprs_app = typer.Typer(help="QwenLong-CPRS: train the compressor, compress a context.", no_args_is_help=True)
+app.add_typer(cprs_app, name="cprs")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 
@@ -176,6 +178,59 @@ def solopo_train_command(
     from repro.solopo.train import run_solopo
 
     _train(run_solopo, recipe, overrides, out, resume, nproc)
+
+
+@cprs_app.command("train")
+def cprs_train_command(
+    recipe: str = typer.Argument(..., help=RECIPE_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+    out: str = typer.Option(None, "--out", help=OUT_HELP),
+    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
+    nproc: int = typer.Option(1, "--nproc", help=NPROC_HELP),
+) -> None:
+    """Train the compressor: bidirectional top layers, a token critic and a boundary head on evidence labels."""
+    from repro.cprs.train import run_cprs
+
+    _train(run_cprs, recipe, overrides, out, resume, nproc)
+
+
+@cprs_app.command("compress")
+def cprs_compress_command(
+    recipe: str = typer.Argument(..., help=RECIPE_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+    input_file: str = typer.Option(..., "--input", help="The context: a UTF-8 text file, or - for stdin."),
+    query: str = typer.Option(None, "--query", help="The question the kept text must answer (default: none)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (text, spans, ratio, ...)."),
+) -> None:
+    """Compress a context with cprs.compressor: windows tagged in batches, the tagged spans kept in order."""
+    import json
+
+    from repro.config import load_recipe
+    from repro.cprs.compress import compress, load_compressor
+
+    cfg = load_recipe(recipe, overrides or [])
+    text = _read_context(input_file)
+    critic, tokenizer = load_compressor(cfg)
+    result = compress(critic, tokenizer, text, cfg.cprs, query)
+    typer.echo(json.dumps(result.to_json(), ensure_ascii=False) if as_json else result.text)
+
+
+def _read_context(path: str) -> str:
+    """A context from a file or stdin: UTF-8 text only (a binary or undecodable file is one line, exit 2)."""
+    from pathlib import Path
+
+    from repro.data.jsonl import os_reason
+
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        raise ReproError(f"--input {path}: cannot read it ({os_reason(exc)})") from None
+    if b"\x00" in data:
+        raise ReproError(f"--input {path}: a binary file, not text; give a UTF-8 text file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReproError(f"--input {path}: not UTF-8 text (byte {exc.start}); convert it to UTF-8") from None
 
 
 @reproduce_app.command("l1")

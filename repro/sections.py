@@ -277,12 +277,14 @@ class CprsSection:
     mask_fraction: float = _ranged(0.5, 0.0, 1.0)  # non-critical positions masked from the gradient per step
     max_tokens: int = _ranged(2048, 16)  # training window (prompt prefix included)
     # compression
+    compressor: str = ""  # a trained compressor (RUN/final of `repro cprs train`)
     window_tokens: int = _ranged(2048, 16)  # w, prompt prefix included
     window_batch: int = _ranged(4, 1)  # windows per forward
     fill_gaps: int = _ranged(20, 0)  # gaps shorter than this inside a span are kept
     budget_tokens: int | None = _ranged(None, 1)  # keep the best spans up to this many tokens
     threshold: float | None = _ranged(None, 0.0, 1.0)  # keep tokens whose keep probability reaches it
     granularity: Literal["keyword", "sentence", "paragraph"] = "sentence"
+    instruction: str = ""  # what to keep when no query is given (default: the key information)
 
 
 @dataclass

@@ -19,6 +19,8 @@ TAG_O, TAG_B, TAG_I, TAG_E = 0, 1, 2, 3  # boundary tags; BIO uses the first thr
 IGNORE = -100  # target of positions that carry no loss (the prompt prefix)
 OUTSIDE_WORD = "outside"
 DEFAULT_TAG_WORD = "fact"
+# the tag word the system prompt names for each granularity (single tokens in Qwen2 and SmolLM2 vocabularies)
+TAG_WORDS = {"keyword": "key", "sentence": "fact", "paragraph": "paragraph"}
 
 UNITS = {
     "keyword": "keyword (the exact names, values and short phrases)",

@@ -154,16 +154,18 @@ def positions_from_padding(attention_mask: Tensor) -> Tensor:
 
 
 def label_word_ids(tokenizer: Any, words: Sequence[str]) -> list[int]:
-    """The single-token id of each label word (" word" first, then "word")."""
+    """One token id per label word: its single token (" word" first, then "word"), else the first token of
+    "word" (a small vocabulary splits some words); two words may not share an id."""
     ids = []
     for word in words:
-        for text in (" " + word, word):
-            pieces = tokenizer.encode(text, add_special_tokens=False)
-            if len(pieces) == 1:
-                ids.append(int(pieces[0]))
-                break
-        else:
-            raise ValueError(f"label word {word!r} is not a single token of this tokenizer (with or without a space)")
+        pieces = [tokenizer.encode(text, add_special_tokens=False) for text in (" " + word, word)]
+        single = next((p for p in pieces if len(p) == 1), None)
+        if single is None and not pieces[1]:
+            raise ValueError(f"label word {word!r} encodes to no token")
+        ids.append(int((single or pieces[1])[0]))
+    if len(set(ids)) < len(ids):
+        clash = [w for w, i in zip(words, ids, strict=True) if ids.count(i) > 1]
+        raise ValueError(f"label words {clash} share a token id in this tokenizer; choose words that differ")
     return ids
 
 

@@ -1,0 +1,158 @@
+"""`repro cprs train` and `repro cprs compress` on the tiny model: training, batched windows, budget, CLI shape."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from repro.config import load_recipe
+from repro.cprs.compress import compress, load_compressor, score_windows, window_prefix
+from repro.cprs.labels import IGNORE, TAG_WORDS
+from repro.cprs.train import cprs_examples, cprs_task, label_words, run_cprs, select_cprs_records
+from repro.data.loong_mini import generate
+from repro.data.schema import write_records
+from repro.modeling import load_tokenizer
+from repro.train.dist import DistInfo
+
+REPO = Path(__file__).resolve().parent.parent
+RECIPE = REPO / "recipes" / "tiny" / "cprs.yaml"
+
+
+@pytest.fixture(scope="module")
+def cprs_data(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cprs-data") / "train.jsonl"
+    write_records(path, generate(6, seed=2, sets=(1,)))
+    return path
+
+
+def recipe_for(tmp_path: Path, model_dir: str, data: Path, *overrides: str):
+    return load_recipe(
+        RECIPE,
+        [
+            f"model.source={model_dir}",
+            "model.device=cpu",
+            f"cprs.data={data}",
+            "cprs.limit=4",
+            "cprs.max_tokens=512",
+            "cprs.window_tokens=384",
+            f"output_dir={tmp_path}",
+            *overrides,
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_model_dir, cprs_data, tmp_path_factory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("cprs-run")
+    recipe = recipe_for(tmp, tiny_model_dir, cprs_data, "train.max_steps=2")
+    result = run_cprs(recipe, tmp / "run", DistInfo())
+    assert result.steps == 2
+    return tmp, tmp / "run" / "final"
+
+
+def test_examples_label_every_granularity_with_its_tag_word(tiny_model_dir, cprs_data, tmp_path):
+    recipe = recipe_for(tmp_path, tiny_model_dir, cprs_data)
+    records = select_cprs_records(recipe)
+    examples = cprs_examples(records, recipe, load_tokenizer(recipe.model))
+    words = label_words(recipe.cprs.granularities)
+    assert words == ["outside", "key", "fact", "paragraph"]
+    assert len(examples) == 4 * 3
+    for example in examples:
+        targets = [t for t in example["word_targets"] if t != IGNORE]
+        # a context token is "outside" (0) or the example's own tag word, never another granularity's
+        assert set(targets) <= {0, words.index(example["tag_word"])}
+        assert example["tag_word"] in TAG_WORDS.values()
+    # paragraphs hold sentences, which hold keywords: tagged tokens can only grow with the granularity (a record
+    # whose evidence lies past the window has none at the finer ones)
+    counts = []
+    for record_no in range(4):
+        key, sentence, paragraph = (
+            sum(t != 0 and t != IGNORE for t in e["word_targets"]) for e in examples[3 * record_no : 3 * record_no + 3]
+        )
+        assert key <= sentence <= paragraph
+        counts.append(key)
+    assert any(counts)
+
+
+def test_label_masking_is_the_same_for_the_same_step_and_never_drops_a_critical_position(
+    tiny_model_dir, cprs_data, tmp_path
+):
+    recipe = recipe_for(tmp_path, tiny_model_dir, cprs_data)
+    examples = cprs_examples(select_cprs_records(recipe), recipe, load_tokenizer(recipe.model))
+    task = cprs_task(examples, recipe, pad_id=0)
+    a, b, c = task.collate([0, 1], 3, 7), task.collate([0, 1], 3, 7), task.collate([0, 1], 4, 7)
+    assert torch.equal(a["words"], b["words"]) and not torch.equal(a["words"], c["words"])
+    for batch in (a, c):
+        inside = batch["tags"] > 0  # B, I, E: critical positions keep their targets
+        critical = torch.zeros_like(inside)
+        for row, i in enumerate((0, 1)):
+            mask = torch.tensor(examples[i]["critical_mask"], dtype=torch.bool)
+            critical[row, : len(mask)] = mask
+        assert torch.equal(inside, critical)
+        kept_outside = int((batch["words"] == 0).sum())
+        all_outside = sum(sum(1 for t in examples[i]["word_targets"] if t == 0) for i in (0, 1))
+        assert kept_outside == all_outside - round(0.5 * all_outside)  # half the non-critical positions leave
+
+
+def test_batched_windows_tag_like_one_window_at_a_time(trained, tiny_model_dir, cprs_data):
+    tmp, final = trained
+    recipe = recipe_for(tmp, tiny_model_dir, cprs_data, f"cprs.compressor={final}")
+    critic, tokenizer = load_compressor(recipe)
+    text = "Zürich – 東京. " + " ".join(f"The value of item {i} is {i * 7}." for i in range(60))
+    prefix = window_prefix(tokenizer, recipe.cprs, "fact", "What is the value of item 3?")
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    windows = [(s, min(s + 100, len(ids))) for s in range(0, len(ids), 100)]
+    assert len(windows) >= 3
+    one = score_windows(critic, prefix, ids, windows, 1, 2)
+    many = score_windows(critic, prefix, ids, windows, 4, 2)
+    torch.testing.assert_close(torch.tensor(one[0]), torch.tensor(many[0]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.tensor(one[1]), torch.tensor(many[1]), atol=1e-5, rtol=0)
+    assert [max(range(4), key=r.__getitem__) for r in one[0]] == [max(range(4), key=r.__getitem__) for r in many[0]]
+
+
+def test_compression_keeps_exact_source_text_and_meets_a_budget_and_a_threshold(trained, tiny_model_dir, cprs_data):
+    tmp, final = trained
+    text = "Zürich – 東京 ist groß. " + " ".join(f"Fact {i}: the rate is {i}%." for i in range(80))
+    for override, check in (
+        ("cprs.budget_tokens=40", lambda r: r.kept_tokens <= 40),
+        ("cprs.threshold=0.0", lambda r: r.kept_tokens == r.input_tokens),  # every token reaches probability 0
+        ("cprs.threshold=1.0", lambda r: r.kept_tokens == 0),  # no softmax probability reaches 1 here
+    ):
+        recipe = recipe_for(tmp, tiny_model_dir, cprs_data, f"cprs.compressor={final}", override)
+        critic, tokenizer = load_compressor(recipe)
+        result = compress(critic, tokenizer, text, recipe.cprs, "What is the rate?")
+        assert check(result), override
+        assert result.text == result.separator.join(text[s:e] for s, e in result.spans)
+        assert all(a[1] <= b[0] for a, b in zip(result.spans, result.spans[1:], strict=False))
+        assert result.windows == len(
+            range(0, result.input_tokens, 384 - len(window_prefix(tokenizer, recipe.cprs, "fact", "What is the rate?")))
+        )
+    empty = compress(critic, tokenizer, "", recipe.cprs)
+    assert (empty.text, empty.spans, empty.input_tokens) == ("", [], 0)
+
+
+def test_compress_command_prints_one_json_object_and_refuses_binary_input(trained, tiny_model_dir, cprs_data):
+    tmp, final = trained
+    context = tmp / "context.txt"
+    context.write_text("Ünïcode first. " + "Some filler words here. " * 30, encoding="utf-8")
+    binary = tmp / "blob.bin"
+    binary.write_bytes(b"\x00\x01\x02abc")
+    cmd = [sys.executable, "-m", "repro", "cprs", "compress", str(RECIPE), f"model.source={tiny_model_dir}"]
+    cmd += ["model.device=cpu", f"cprs.compressor={final}", "cprs.window_tokens=384", "--json"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    res = subprocess.run([*cmd, "--input", str(context)], capture_output=True, text=True, env=env, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert set(out) == {"text", "spans", "separator", "input_tokens", "kept_tokens", "ratio", "windows", "seconds"}
+    source = context.read_text(encoding="utf-8")
+    assert out["text"] == out["separator"].join(source[s:e] for s, e in out["spans"])
+    res = subprocess.run([*cmd, "--input", "-"], input="", capture_output=True, text=True, env=env, cwd=REPO)
+    assert res.returncode == 0 and json.loads(res.stdout.strip().splitlines()[-1])["input_tokens"] == 0
+    res = subprocess.run([*cmd, "--input", str(binary)], capture_output=True, text=True, env=env, cwd=REPO)
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "binary" in res.stderr
