@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 PIP_TORCH_FLAGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple,)
 
-.PHONY: help setup test lint smoke bench data model gpu-check reproduce-l1 reproduce-solopo clean
+.PHONY: help setup test lint smoke bench data model gpu-check reproduce-l1 reproduce-solopo reproduce-cprs clean
 
 help:
 	@echo "make setup         create .venv and install the kit (CPU build of torch) with its dev extra"
@@ -23,6 +23,7 @@ help:
 	@echo "make gpu-check     on a CUDA machine: load/train a small model each way the kit does (PYTHON=python3 to skip the venv)"
 	@echo "make reproduce-l1  QwenLong-L1 end to end: SFT, phased RL, eval, runs/reproduce-l1/report.md (PROFILE=cpu|cpu-long|gpu|workstation)"
 	@echo "make reproduce-solopo  SoLoPO end to end: pairs, DPO/SimPO/ORPO per mode, eval, runs/reproduce-solopo/report.md"
+	@echo "make reproduce-cprs    QwenLong-CPRS end to end: compressor, reader on each context, runs/reproduce-cprs/report.md"
 
 setup: $(STAMP)
 
@@ -64,6 +65,9 @@ reproduce-l1: setup
 
 reproduce-solopo: setup
 	$(VENV_PY) -m repro reproduce solopo $(if $(PROFILE),--profile $(PROFILE),)
+
+reproduce-cprs: setup
+	$(VENV_PY) -m repro reproduce cprs $(if $(PROFILE),--profile $(PROFILE),)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -268,6 +268,21 @@ def reproduce_solopo_command(
     typer.echo(f"report: {report}")
 
 
+@reproduce_app.command("cprs")
+def reproduce_cprs_command(
+    profile: str = typer.Option("cpu", "--profile", help="cpu (about 60 min on 2 cores), cpu-long or gpu."),
+    out: str = typer.Option("runs/reproduce-cprs", "--out", help="Folder of every stage and the report."),
+    l1_out: str = typer.Option("runs/reproduce-l1", "--l1-out", help="The L1 reproduction's folder (its reader)."),
+) -> None:
+    """QwenLong-CPRS: train the compressor, compress held-out contexts, a reader on each context, report.md."""
+    from pathlib import Path
+
+    from repro.reproduce_cprs import reproduce_cprs
+
+    report = reproduce_cprs(profile, Path(out), Path(l1_out))
+    typer.echo(f"report: {report}")
+
+
 def _train(stage: Any, recipe: str, overrides: list[str] | None, out: str | None, resume: bool, nproc: int) -> None:
     """Load and check the recipe, re-launch under torchrun for several processes, pick the run folder, train."""
     if nproc < 1:

@@ -1,0 +1,293 @@
+"""`repro reproduce cprs`: QwenLong-CPRS end to end — the compressor, span quality, a reader on compressed contexts
+against the full context, BM25 and truncation at the same token budget, ratio, latency, and the report.
+
+Every stage writes its own folder or file under the output root and is reused when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repro.config import Recipe
+from repro.data.schema import Doc, Record, read_records, write_records
+from repro.errors import ReproError
+from repro.fsio import append_jsonl, atomic_write_json
+
+log = logging.getLogger("repro.reproduce")
+
+METHODS = ("full", "cprs", "bm25", "truncate")
+GRANULARITIES = ("keyword", "sentence", "paragraph")
+
+
+@dataclass
+class CprsProfile:
+    """What one profile runs: the recipes, the overrides that size each stage, the timing lengths."""
+
+    recipe: str
+    eval_recipe: str
+    train: list[str] = field(default_factory=list)
+    sets: tuple[int, ...] = (1, 2, 3, 4)
+    per_set: int = 12  # held-out items per set for the reader and the spans
+    eval: list[str] = field(default_factory=list)
+    timing_lengths: tuple[int, ...] = (2048, 4096, 8192, 16384, 32768)
+    latency_items: int = 3  # items per set timed for compress + answer against answer
+    budget: str = ""
+
+
+PROFILES = {
+    "cpu": CprsProfile(
+        "recipes/tiny/cprs.yaml",
+        "recipes/tiny/loong_eval.yaml",
+        train=["cprs.limit=24"],
+        per_set=12,
+        eval=["eval.generation.max_new_tokens=128"],
+        budget="2 CPU cores, about 60 minutes",
+    ),
+    "cpu-long": CprsProfile(
+        "recipes/tiny/cprs.yaml",
+        "recipes/tiny/loong_eval.yaml",
+        train=["cprs.limit=96"],
+        per_set=26,
+        eval=["eval.generation.max_new_tokens=192"],
+        budget="2 CPU cores, about 3 hours",
+    ),
+    "gpu": CprsProfile(
+        "recipes/tiny/cprs.yaml",
+        "recipes/tiny/loong_eval.yaml",
+        train=["cprs.limit=null", "cprs.sets=[1, 2]", "cprs.max_tokens=4096", "train.epochs=2"],
+        per_set=50,
+        timing_lengths=(2048, 8192, 32768, 131072),
+        budget="one GPU, about 10 minutes",
+    ),
+}
+
+
+def reproduce_cprs(profile_name: str, out: Path, l1_out: Path = Path("runs/reproduce-l1")) -> Path:
+    """Run (or finish) every stage of the CPRS reproduction into `out`; returns report.md's path."""
+    from repro.reproduce import PROFILES as L1_PROFILES
+    from repro.reproduce import TEST_DATA, TRAIN_DATA, StageClock, load_stage_recipe, model_and_data
+    from repro.reproduce_solopo import _sft_policy
+
+    if profile_name not in PROFILES:
+        raise ReproError(f"--profile: expected one of {', '.join(PROFILES)}, got '{profile_name}'")
+    profile = PROFILES[profile_name]
+    recipe = load_stage_recipe(profile.recipe, [f"cprs.data={TRAIN_DATA}", *profile.train], "cprs")
+    out.mkdir(parents=True, exist_ok=True)
+    clock = StageClock(out)
+    with clock("default model and data"):
+        model_and_data(recipe.model.source)
+    with clock("train the compressor"):
+        compressor = _train_compressor(recipe, out)
+    with clock("warm-up SFT (L1's, the reader)"):
+        reader = _sft_policy(L1_PROFILES["gpu" if profile_name == "gpu" else "cpu"], l1_out)
+    records = _test_records(TEST_DATA, profile)
+    recipe.cprs.compressor = str(compressor)
+    with clock("compress the held-out contexts"):
+        compressed = _compress_all(recipe, records, out / "compressions.jsonl")
+    with clock("reduced contexts (CPRS, BM25, truncation)"):
+        files = _variant_files(recipe, records, compressed, out / "contexts")
+    evals = {}
+    for method, path in files.items():
+        with clock(f"reader on {method}"):
+            evals[method] = _evaluate(profile, str(reader), str(path), out / f"eval-{method}")
+    with clock("latency"):
+        latency = _latency(recipe, profile, records, compressed, str(reader), out / "latency.json")
+    with clock("compression time by length"):
+        timing = _timing(recipe, profile, records, out / "timing.json")
+    from repro.cprs.report import write_cprs_report
+
+    spans = _span_metrics(records, compressed)
+    notes = [
+        f"Profile `{profile_name}` ({profile.budget}).",
+        *clock.lines(),
+        "Scaled down against the paper: the compressor is SmolLM2-135M-Instruct (30 layers, the top 8 "
+        "bidirectional) instead of Qwen2-7B (28, top 7), trained on a few dozen Loong-mini records instead of "
+        "126K samples; windows of 1,024 tokens instead of 8,192; contexts of 0.5-5K tokens instead of 128K; "
+        "the reader is the L1 warm-up SFT policy (135M) instead of Qwen2.5-7B/32B-Instruct.",
+    ]
+    return write_cprs_report(out, evals, spans, _ratios(records, compressed), latency, timing, notes)
+
+
+def _train_compressor(recipe: Recipe, out: Path) -> Path:
+    from repro.cprs.train import run_cprs
+    from repro.train.dist import DistInfo
+
+    run_dir = out / "compressor"
+    if not (run_dir / "final" / "critic.json").is_file():
+        run_cprs(recipe, run_dir, DistInfo(), resume=run_dir.is_dir())
+    return run_dir / "final"
+
+
+def _test_records(path: str, profile: CprsProfile) -> list[Record]:
+    """The first `per_set` held-out records of each set, with evidence (the gold spans)."""
+    chosen: list[Record] = []
+    for length_set in profile.sets:
+        in_set = [r for r in read_records(path).records if r.length_set == length_set and r.evidence]
+        chosen += in_set[: profile.per_set]
+    if not chosen:
+        raise ReproError(f"{path}: no held-out record with evidence in sets {profile.sets}")
+    return chosen
+
+
+def _compress_all(recipe: Recipe, records: list[Record], path: Path) -> dict[str, dict]:
+    """Each record's context compressed for its question at every granularity, appended as it finishes."""
+    from repro.cprs.compress import compress, load_compressor
+    from repro.cprs.labels import context_text
+    from repro.loong.run_files import drop_torn_tail, read_done
+
+    done = read_done(path)
+    drop_torn_tail(path)
+    todo = [r for r in records if r.id not in done]
+    if todo:
+        critic, tokenizer = load_compressor(recipe)
+        for record in todo:
+            context, _ = context_text(record)
+            row: dict[str, Any] = {"id": record.id, "set": record.length_set}
+            for granularity in GRANULARITIES:
+                cfg = dataclasses.replace(recipe.cprs, granularity=granularity)
+                row[granularity] = compress(critic, tokenizer, context, cfg, record.question).to_json()
+            append_jsonl(path, row)
+            done[record.id] = row
+    return done
+
+
+def _variant_files(recipe: Recipe, records: list[Record], compressed: dict[str, dict], folder: Path) -> dict:
+    """The held-out records with their documents replaced by each method's reduced context (sentence-level CPRS;
+    BM25 and truncation at the number of tokens CPRS kept for that record)."""
+    from repro.cprs.baselines import bm25_select, reduced_text, truncate_to_budget
+    from repro.cprs.labels import context_text
+    from repro.modeling import load_tokenizer
+
+    tokenizer = load_tokenizer(recipe.model)
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    rows: dict[str, list[Record]] = {m: [] for m in METHODS}
+    for record in records:
+        context, _ = context_text(record)
+        kept = compressed[record.id]["sentence"]
+        budget = int(kept["kept_tokens"])
+        reduced = {
+            "cprs": kept["text"],
+            "bm25": reduced_text(context, bm25_select(context, record.question, budget, count)),
+            "truncate": reduced_text(context, truncate_to_budget(context, budget, tokenizer)),
+        }
+        rows["full"].append(record)
+        for method, text in reduced.items():
+            rows[method].append(_with_context(record, text))
+    files = {}
+    for method, items in rows.items():
+        files[method] = folder / f"{method}.jsonl"
+        if not files[method].is_file():
+            write_records(files[method], items)
+    return files
+
+
+def _with_context(record: Record, text: str) -> Record:
+    return dataclasses.replace(record, docs=[Doc("Context", text)], evidence=[], needed_docs=None)
+
+
+def _evaluate(profile: CprsProfile, reader: str, data: str, run_dir: Path) -> Path:
+    from repro.reproduce import evaluate_policy
+
+    overrides = [f"eval.sets=[{', '.join(map(str, profile.sets))}]", "eval.tasks=[]", "eval.limit=null", *profile.eval]
+    return evaluate_policy(profile.eval_recipe, overrides, reader, data, run_dir)
+
+
+def _span_metrics(records: list[Record], compressed: dict[str, dict]) -> dict[str, tuple[float, float, float]]:
+    """Micro precision / recall / F1 of the kept characters against the gold spans, per granularity."""
+    from repro.cprs.labels import critical_spans
+    from repro.cprs.metrics import micro_prf
+
+    out = {}
+    for granularity in GRANULARITIES:
+        pairs = [
+            ([tuple(s) for s in compressed[r.id][granularity]["spans"]], critical_spans(r, granularity))
+            for r in records
+        ]
+        out[granularity] = micro_prf(pairs)
+    return out
+
+
+def _ratios(records: list[Record], compressed: dict[str, dict]) -> dict[int, dict[str, float]]:
+    """Per set: input tokens, kept tokens (sentence-level CPRS) and their ratio."""
+    by_set: dict[int, list[dict]] = {}
+    for record in records:
+        by_set.setdefault(record.length_set or 0, []).append(compressed[record.id]["sentence"])
+    return {
+        s: {
+            "input_tokens": statistics.mean(r["input_tokens"] for r in rows),
+            "kept_tokens": statistics.mean(r["kept_tokens"] for r in rows),
+            "ratio": sum(r["input_tokens"] for r in rows) / max(sum(r["kept_tokens"] for r in rows), 1),
+        }
+        for s, rows in sorted(by_set.items())
+    }
+
+
+def _latency(
+    recipe: Recipe, profile: CprsProfile, records: list[Record], compressed: dict, reader: str, path: Path
+) -> dict:
+    """Per set, on its first items: seconds to answer on the full context, and to compress then answer."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    from repro.config import ModelSection
+    from repro.data.prompts import apply_chat, build_prompt
+    from repro.generation import generate_texts
+    from repro.modeling import load_model
+    from repro.reproduce import load_stage_recipe
+
+    gen = load_stage_recipe(profile.eval_recipe, profile.eval, "latency").eval.generation
+    gen = dataclasses.replace(gen, batch_size=1)
+    loaded = load_model(
+        dataclasses.replace(ModelSection(), source=reader, lora=dataclasses.replace(recipe.model.lora, enabled=False)),
+        training=False,
+    )
+
+    def answer_seconds(record: Record) -> float:
+        text, _ = build_prompt(record, style="l1")
+        started = time.perf_counter()
+        generate_texts(loaded.model, loaded.tokenizer, [apply_chat(loaded.tokenizer, text)], gen)
+        return time.perf_counter() - started
+
+    result: dict[str, dict[str, float]] = {}
+    for length_set in profile.sets:
+        items = [r for r in records if r.length_set == length_set][: profile.latency_items]
+        if not items:
+            continue
+        full = [answer_seconds(r) for r in items]
+        kept = [compressed[r.id]["sentence"] for r in items]
+        short = [c["seconds"] + answer_seconds(_with_context(r, c["text"])) for r, c in zip(items, kept, strict=True)]
+        result[str(length_set)] = {"full_s": statistics.median(full), "cprs_s": statistics.median(short)}
+    atomic_write_json(path, result)
+    return result
+
+
+def _timing(recipe: Recipe, profile: CprsProfile, records: list[Record], path: Path) -> dict:
+    """Compression seconds against input length: the held-out contexts joined and cut to each length."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    from repro.cprs.compress import compress, load_compressor
+    from repro.cprs.labels import context_text
+
+    critic, tokenizer = load_compressor(recipe)
+    text = "\n\n".join(context_text(r)[0] for r in records)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    while len(ids) < max(profile.timing_lengths):
+        ids = ids + ids
+    result = {}
+    for length in profile.timing_lengths:
+        piece = tokenizer.decode(ids[:length])
+        started = time.perf_counter()
+        made = compress(critic, tokenizer, piece, recipe.cprs, "What is asked?")
+        result[str(length)] = {"seconds": time.perf_counter() - started, "windows": made.windows}
+        log.info("compression of %d tokens: %.1f s", length, result[str(length)]["seconds"])
+    atomic_write_json(path, result)
+    return result
