@@ -19,8 +19,20 @@ log = logging.getLogger("repro.reproduce")
 
 TRAIN_DATA = "data/loong-mini-solopo/train.jsonl"
 TEST_DATA = "data/loong-mini-solopo/test.jsonl"
-TEST_SHORT_DATA = "data/loong-mini-solopo/test-short.jsonl"
+MUSIQUE_TRAIN = "data/musique/train.jsonl"
+MUSIQUE_TEST = "data/musique/test.jsonl"
 ALGO_LABELS = {"dpo": "DPO", "simpo": "SimPO", "orpo": "ORPO"}
+CPU_NOTES = [
+    "Scaled down against the paper: SmolLM2-135M-Instruct after the L1 warm-up SFT instead of Qwen2.5-7B-Instruct, "
+    "Loong-mini set 1 with 10 distractor documents (long prompts of 1.1-2K tokens, 3-7x the short ones) instead of "
+    "MuSiQue at 1.1K/7.5K tokens, 8 samples per short context instead of 32, and a few dozen pairs instead of 5,000.",
+    "Pairs are sampled at temperature 1.4, not the paper's 0.85: the warm-up SFT policy of 135M parameters is "
+    "nearly deterministic, and at 0.85 most examples' 8 samples tie (no pair).",
+]
+WORKSTATION_NOTES = [
+    "Scaled down against the paper: Qwen2.5-1.5B-Instruct (QLoRA) instead of Qwen2.5-7B-Instruct, on MuSiQue "
+    "(short = supporting paragraphs, long = all), evaluated on held-out MuSiQue instead of LongBench and RULER.",
+]
 
 
 @dataclass
@@ -39,6 +51,10 @@ class SoloProfile:
     bench_ratios: tuple[int, ...] = (4, 8)
     bench_cap_mib: float = 6144.0
     budget: str = ""
+    # the policy pairs are sampled from: the L1 warm-up SFT policy ("l1-sft") or the recipe's own model
+    policy: str = "l1-sft"
+    train_data: str = TRAIN_DATA
+    test_data: str = TEST_DATA
 
 
 _EVAL = ["eval.sets=[1]", "eval.tasks=[spotlight, comparison]", "eval.generation.max_new_tokens=128"]
@@ -80,6 +96,21 @@ PROFILES = {
         bench_cap_mib=40960.0,
         budget="one GPU, about 10 minutes",
     ),
+    # a GPU workstation: Qwen2.5-1.5B-Instruct itself as the policy, MuSiQue (converted beforehand), QLoRA
+    "workstation": SoloProfile(
+        "recipes/qwen2.5-1.5b/solopo.yaml",
+        "recipes/qwen2.5-1.5b/loong_eval.yaml",
+        ("dpo", "simpo", "orpo"),
+        eval=["eval.limit=500", "eval.max_input_tokens=16384", "eval.generation.max_new_tokens=256"],
+        short_eval=["eval.limit=500", "eval.max_input_tokens=16384", "eval.generation.max_new_tokens=256"],
+        bench_short_tokens=1024,
+        bench_ratios=(4, 8, 16),
+        bench_cap_mib=20480.0,
+        budget="one 24-80 GB GPU, several hours (see README)",
+        policy="recipe",
+        train_data=MUSIQUE_TRAIN,
+        test_data=MUSIQUE_TEST,
+    ),
 }
 
 
@@ -102,17 +133,22 @@ def reproduce_solopo(
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock(out)
     with clock("default model and data"):
-        model_and_data(base.model.source)
-        _solopo_data(base)
-    with clock("warm-up SFT (L1's)"):
-        sft_policy = _sft_policy(l1, l1_out)
+        if profile.policy == "l1-sft":
+            model_and_data(base.model.source)
+            _solopo_data(base)
+        _short_test_file(profile.test_data)
+    if profile.policy == "l1-sft":
+        with clock("warm-up SFT (L1's)"):
+            sft_policy, start = _sft_policy(l1, l1_out), "SFT"
+    else:
+        sft_policy, start = base.model.source, "base"
     pairs = {}
     for context in ("short", "long"):
         with clock(f"pairs on the {context} context"):
             pairs[context] = _pairs(profile, context, sft_policy, out)
     counts = {context: _pair_count(path) for context, path in pairs.items()}
     skipped = []
-    policies = {"SFT": str(sft_policy)}
+    policies = {start: str(sft_policy)}
     train_runs = {}
     for algo in chosen:
         for mode in ("solopo", "long", *(("expand_long",) if algo == "dpo" else ())):
@@ -129,10 +165,12 @@ def reproduce_solopo(
     for label, source in policies.items():
         slug = label.lower().replace(" ", "-")
         with clock(f"evaluate {label} (long)"):
-            long_evals[label] = _evaluate(profile.eval_recipe, profile.eval, source, TEST_DATA, out / f"eval-{slug}")
+            long_dir = out / f"eval-{slug}"
+            long_evals[label] = _evaluate(profile.eval_recipe, profile.eval, source, profile.test_data, long_dir)
         with clock(f"evaluate {label} (short)"):
             short_dir = out / f"eval-{slug}-short"
-            short_evals[label] = _evaluate(profile.eval_recipe, profile.short_eval, source, TEST_SHORT_DATA, short_dir)
+            short_data = _short_path(profile.test_data)
+            short_evals[label] = _evaluate(profile.eval_recipe, profile.short_eval, source, short_data, short_dir)
     with clock("efficiency"):
         efficiency = _efficiency(profile, base.model.source, out)
     from repro.solopo.report import write_solopo_report
@@ -140,12 +178,7 @@ def reproduce_solopo(
     notes = [
         f"Profile `{profile_name}` ({profile.budget}); algorithms: {', '.join(chosen)}.",
         *clock.lines(),
-        "Scaled down against the paper: SmolLM2-135M-Instruct after the L1 warm-up SFT instead of "
-        "Qwen2.5-7B-Instruct, Loong-mini set 1 with 10 distractor documents (long prompts of 1.1-2K tokens, "
-        "3-7x the short ones) instead of MuSiQue at 1.1K/7.5K tokens, 8 samples per short context instead of "
-        "32, and a few dozen pairs instead of 5,000.",
-        "Pairs are sampled at temperature 1.4, not the paper's 0.85: the warm-up SFT policy of 135M parameters is "
-        "nearly deterministic, and at 0.85 most examples' 8 samples tie (no pair).",
+        *(CPU_NOTES if profile.policy == "l1-sft" else WORKSTATION_NOTES),
         *(_pairs_line(out, context) for context in pairs),
         *([f"Not trained (no pair to train on): {', '.join(skipped)}."] if skipped else []),
     ]
@@ -153,10 +186,9 @@ def reproduce_solopo(
 
 
 def _solopo_data(base: Recipe) -> None:
-    """Loong-mini with distractors at the recipe's set ranges (train, test), and the test's short contexts."""
+    """Loong-mini with distractors at the recipe's set ranges (train, test)."""
     from repro.data.loong_mini import generate
-    from repro.data.schema import read_records, write_records
-    from repro.solopo.sample import short_record
+    from repro.data.schema import write_records
 
     ranges = {k: (v[0], v[1]) for k, v in base.loong_mini.set_ranges.items()}
     common = {"sets": sorted(ranges), "distractors": base.loong_mini.distractors, "set_ranges": ranges}
@@ -164,8 +196,22 @@ def _solopo_data(base: Recipe) -> None:
         if not Path(path).is_file():
             write_records(path, generate(**kwargs, **common))
             log.info("Loong-mini with %d distractors -> %s", base.loong_mini.distractors, path)
-    if not Path(TEST_SHORT_DATA).is_file():
-        write_records(TEST_SHORT_DATA, [short_record(r) for r in read_records(TEST_DATA).records])
+
+
+def _short_path(test_data: str) -> str:
+    return str(Path(test_data).with_name(Path(test_data).stem + "-short.jsonl"))
+
+
+def _short_test_file(test_data: str) -> None:
+    """The held-out records with only their needed documents (the short contexts), beside the test file."""
+    from repro.data.schema import read_records, write_records
+    from repro.solopo.sample import short_record
+
+    if not Path(test_data).is_file():
+        raise ReproError(f"{test_data} is missing: convert MuSiQue first (README, 'SoLoPO on a workstation')")
+    if not Path(_short_path(test_data)).is_file():
+        records = [r for r in read_records(test_data).records if r.needed_docs is not None]
+        write_records(_short_path(test_data), [short_record(r) for r in records])
 
 
 def _sft_policy(l1, l1_out: Path) -> Path:
@@ -184,7 +230,8 @@ def _pairs(profile: SoloProfile, context: str, policy: Path, out: Path) -> Path:
 
     run_dir = out / f"pairs-{context}"
     if not (run_dir / "summary.json").is_file():
-        overrides = [f"model.source={policy}", f"solopo.data={TRAIN_DATA}", f"solopo.context={context}", *profile.pairs]
+        overrides = [f"model.source={policy}", f"solopo.data={profile.train_data}", f"solopo.context={context}"]
+        overrides += profile.pairs
         recipe = load_stage_recipe(profile.recipe, overrides, f"solopo-pairs-{context}")
         make_pairs(recipe, run_dir, resume=run_dir.is_dir())
     return run_dir / PAIRS_FILE

@@ -77,6 +77,7 @@ def main() -> int:
             str(root / "eval"),
         )
         _solopo(root, model)
+        _cprs(root, model, data)
     print(f"smoke: every stage ran in {time.time() - started:.0f} s")
     return 0
 
@@ -98,6 +99,18 @@ def _solopo(root: Path, model: Path) -> None:
     pairs.write_text("".join(json.dumps(row) + "\n" for row in rows))
     _repro("solopo", "train", "recipes/tiny/solopo.yaml", *common, f"solopo.pairs={pairs}", "train.max_steps=1",
            "train.grad_accum=1", "--out", str(root / "solopo"))  # fmt: skip
+
+
+def _cprs(root: Path, model: Path, data: Path) -> None:
+    """CPRS: two compressor steps, then one compression of a context through the CLI."""
+    common = [f"model.source={model}", "cprs.max_tokens=512", "cprs.window_tokens=384"]
+    run = root / "cprs"
+    _repro("cprs", "train", "recipes/tiny/cprs.yaml", *common, f"cprs.data={data / 'train.jsonl'}", "cprs.limit=2",
+           "train.max_steps=2", "--out", str(run))  # fmt: skip
+    context = root / "context.txt"
+    context.write_text("The river is 40 km long. The bridge opened in 1931. " * 20, encoding="utf-8")
+    _repro("cprs", "compress", "recipes/tiny/cprs.yaml", *common, f"cprs.compressor={run / 'final'}",
+           "--input", str(context), "--query", "When did the bridge open?", "--json")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -408,6 +408,11 @@ def test_rl_phase_that_no_prompt_fits(tiny_model_dir, data_file, tmp_path, capfd
     assert_one_line_error(*run_cli(capfd, args)[::2], "rl.phases: no record's documents fit", "raise the last")
 
 
+def test_solopo_workstation_profile_without_musique(tmp_path, capfd):
+    args = ["reproduce", "solopo", "--profile", "workstation", "--out", str(tmp_path / "ws")]
+    assert_one_line_error(*run_cli(capfd, args)[::2], "data/musique/test.jsonl is missing", "convert MuSiQue")
+
+
 def test_workstation_profile_offline(tmp_path, capfd):
     """The workstation profile needs the hub (model, DocQA-RL): offline it says so in one line."""
     args = ["reproduce", "l1", "--profile", "workstation", "--out", str(tmp_path / "ws")]
