@@ -125,24 +125,29 @@ def plot_training(rl_runs: dict[str, Path], out_png: Path) -> Path:
     axes = fig.subplots(2, 2).flat
     runs = {name: read_step_rows(path) for name, path in rl_runs.items()}
     for ax, key in zip(axes, TRAIN_PANELS, strict=True):
-        drawn = False
-        for i, (name, rows) in enumerate(runs.items()):
-            points = [(step_of(r, j), v) for j, r in enumerate(rows) if (v := number(r, key)) is not None]
-            if not points:
-                continue
-            drawn = True
-            xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, color=f"C{i}", label=name, marker="." if len(points) < 30 else None)
-            for x in phase_changes(rows):
-                ax.axvline(x, color=f"C{i}", linestyle="--", linewidth=0.9, alpha=0.6)
-        ax.set_title(key)
-        ax.set_xlabel("step")
-        if not drawn:
+        if not plot_step_lines(ax, runs, key, phases=True):
             _no_data(ax)
     handles = [Line2D([], [], color=f"C{i}", label=name) for i, name in enumerate(runs)]
     handles.append(Line2D([], [], color="gray", linestyle="--", label="phase change"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5))
     return save_png(fig, out_png)
+
+
+def plot_step_lines(ax: Any, runs: dict[str, list[dict[str, Any]]], key: str, phases: bool = False) -> bool:
+    """One line per run of `key` against the step (dashed at phase changes with `phases`); False if none had it."""
+    drawn = False
+    for i, (name, rows) in enumerate(runs.items()):
+        points = [(step_of(r, j), v) for j, r in enumerate(rows) if (v := number(r, key)) is not None]
+        if not points:
+            continue
+        drawn = True
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, color=f"C{i}", label=name, marker="." if len(points) < 30 else None)
+        for x in phase_changes(rows) if phases else []:
+            ax.axvline(x, color=f"C{i}", linestyle="--", linewidth=0.9, alpha=0.6)
+    ax.set_title(key)
+    ax.set_xlabel("step")
+    return drawn
 
 
 def plot_scores_by_set(stages: dict[str, EvalScores], out_png: Path) -> Path:

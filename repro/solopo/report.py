@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from repro.errors import ReproError
 from repro.fsio import atomic_write_text
-from repro.plots import _no_data, number, read_step_rows, save_png, step_of
+from repro.plots import _no_data, number, plot_step_lines, read_step_rows, save_png
 from repro.report import (
     EvalScores,
     _difference,
@@ -256,17 +256,7 @@ def plot_po_training(train_runs: dict[str, Path], out_png: Path) -> Path:
     axes = fig.subplots(1, len(TRAIN_KEYS))
     runs = {name: read_step_rows(path) for name, path in train_runs.items()}
     for ax, key in zip(axes, TRAIN_KEYS, strict=True):
-        drawn = False
-        for i, (name, rows) in enumerate(runs.items()):
-            points = [(step_of(r, j), v) for j, r in enumerate(rows) if (v := number(r, key)) is not None]
-            if not points:
-                continue
-            drawn = True
-            xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, color=f"C{i}", label=name, marker="." if len(points) < 30 else None)
-        ax.set_title(key)
-        ax.set_xlabel("step")
-        if drawn:
+        if plot_step_lines(ax, runs, key):
             ax.legend(fontsize="small")
         else:
             _no_data(ax)
