@@ -116,7 +116,7 @@ def cached_reference(
         data = save_file_bytes(tensors, {"key": key})
         atomic_write_bytes(path, data)
     barrier()
-    return {k: v for k, v in load_file(path).items()}
+    return load_file(path)
 
 
 def _cache_matches(path: Path, key: str) -> bool:
