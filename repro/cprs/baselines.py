@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -62,6 +63,7 @@ def bm25_scores(passages: Sequence[str], question: str) -> list[float]:
         return [0.0] * len(passages)
     import bm25s
 
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs a debug line per index, whatever the root level
     retriever = bm25s.BM25()
     retriever.index(corpus, show_progress=False)
     return [float(score) for score in retriever.get_scores(query)]
