@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -118,32 +119,48 @@ RESUME_HELP = "Continue from the run folder's newest checkpoint."
 NPROC_HELP = "Processes: >1 re-launches itself under torchrun (DDP)."
 
 
-@app.command("sft")
-def sft_command(
-    recipe: str = typer.Argument(..., help=RECIPE_HELP),
-    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
-    out: str = typer.Option(None, "--out", help=OUT_HELP),
-    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
-    nproc: int = typer.Option(1, "--nproc", help=NPROC_HELP),
-) -> None:
-    """QwenLong-L1 warm-up SFT: prompt (documents + question) -> reasoning + answer, loss on the response."""
-    from repro.l1.sft import run_sft
+def _training_command(group: typer.Typer, name: str, run: str, doc: str) -> None:
+    """Register `name` on `group`: RECIPE [overrides] [--out] [--resume] [--nproc], training with `run`
+    ("module:function", imported when the command runs)."""
 
-    _train(run_sft, recipe, overrides, out, resume, nproc)
+    def command(
+        recipe: str = typer.Argument(..., help=RECIPE_HELP),
+        overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+        out: str = typer.Option(None, "--out", help=OUT_HELP),
+        resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
+        nproc: int = typer.Option(1, "--nproc", help=NPROC_HELP),
+    ) -> None:
+        module, function = run.split(":")
+        _train(getattr(importlib.import_module(module), function), recipe, overrides, out, resume, nproc)
+
+    command.__doc__ = doc
+    group.command(name)(command)
 
 
-@app.command("rl")
-def rl_command(
-    recipe: str = typer.Argument(..., help=RECIPE_HELP),
-    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
-    out: str = typer.Option(None, "--out", help=OUT_HELP),
-    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
-    nproc: int = typer.Option(1, "--nproc", help=NPROC_HELP),
-) -> None:
-    """QwenLong-L1 phased RL (GRPO or DAPO): curriculum rounds of G rollouts, hybrid reward, dynamic sampling."""
-    from repro.l1.phased_rl import run_rl
-
-    _train(run_rl, recipe, overrides, out, resume, nproc)
+_training_command(
+    app,
+    "sft",
+    "repro.l1.sft:run_sft",
+    "QwenLong-L1 warm-up SFT: prompt (documents + question) -> reasoning + answer, loss on the response.",
+)
+_training_command(
+    app,
+    "rl",
+    "repro.l1.phased_rl:run_rl",
+    "QwenLong-L1 phased RL (GRPO or DAPO): curriculum rounds of G rollouts, hybrid reward, dynamic sampling.",
+)
+_training_command(
+    solopo_app,
+    "train",
+    "repro.solopo.train:run_solopo",
+    "Preference optimisation on solopo.pairs: solopo (short PO + SoLo-RA), long, expand_long or short.",
+)
+_training_command(
+    cprs_app,
+    "train",
+    "repro.cprs.train:run_cprs",
+    "Train the compressor: bidirectional top layers, a token critic and a boundary head on evidence labels.",
+)
 
 
 @solopo_app.command("pairs")
@@ -164,34 +181,6 @@ def solopo_pairs_command(
     typer.echo(
         f"{stats.pairs} pairs from {stats.examples} examples ({stats.skipped_ties} tied): {run_dir / PAIRS_FILE}"
     )
-
-
-@solopo_app.command("train")
-def solopo_train_command(
-    recipe: str = typer.Argument(..., help=RECIPE_HELP),
-    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
-    out: str = typer.Option(None, "--out", help=OUT_HELP),
-    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
-    nproc: int = typer.Option(1, "--nproc", help=NPROC_HELP),
-) -> None:
-    """Preference optimisation on solopo.pairs: solopo (short PO + SoLo-RA), long, expand_long or short."""
-    from repro.solopo.train import run_solopo
-
-    _train(run_solopo, recipe, overrides, out, resume, nproc)
-
-
-@cprs_app.command("train")
-def cprs_train_command(
-    recipe: str = typer.Argument(..., help=RECIPE_HELP),
-    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
-    out: str = typer.Option(None, "--out", help=OUT_HELP),
-    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
-    nproc: int = typer.Option(1, "--nproc", help=NPROC_HELP),
-) -> None:
-    """Train the compressor: bidirectional top layers, a token critic and a boundary head on evidence labels."""
-    from repro.cprs.train import run_cprs
-
-    _train(run_cprs, recipe, overrides, out, resume, nproc)
 
 
 @cprs_app.command("compress")
