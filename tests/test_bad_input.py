@@ -413,6 +413,14 @@ def test_solopo_workstation_profile_without_musique(tmp_path, capfd):
     assert_one_line_error(*run_cli(capfd, args)[::2], "data/musique/test.jsonl is missing", "convert MuSiQue")
 
 
+def test_compress_input_that_is_not_utf8_text(tmp_path, capfd):
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("café".encode("latin-1"))
+    for path, needle in ((latin1, "not UTF-8 text"), (tmp_path / "missing.txt", "cannot read it")):
+        args = ["cprs", "compress", BASE, "--input", str(path)]
+        assert_one_line_error(*run_cli(capfd, args)[::2], f"--input {path}", needle)
+
+
 def test_workstation_profile_offline(tmp_path, capfd):
     """The workstation profile needs the hub (model, DocQA-RL): offline it says so in one line."""
     args = ["reproduce", "l1", "--profile", "workstation", "--out", str(tmp_path / "ws")]
