@@ -73,7 +73,7 @@ def reproduce_cprs(profile_name: str, out: Path, l1_out: Path = Path("runs/repro
     """Run (or finish) every stage of the CPRS reproduction into `out`; returns report.md's path."""
     from repro.reproduce import PROFILES as L1_PROFILES
     from repro.reproduce import TEST_DATA, TRAIN_DATA, StageClock, load_stage_recipe, model_and_data
-    from repro.reproduce_solopo import _sft_policy
+    from repro.reproduce_solopo import l1_sft_policy
 
     if profile_name not in PROFILES:
         raise ReproError(f"--profile: expected one of {', '.join(PROFILES)}, got '{profile_name}'")
@@ -86,7 +86,7 @@ def reproduce_cprs(profile_name: str, out: Path, l1_out: Path = Path("runs/repro
     with clock("train the compressor"):
         compressor = _train_compressor(recipe, out)
     with clock("warm-up SFT (L1's, the reader)"):
-        reader = _sft_policy(L1_PROFILES["gpu" if profile_name == "gpu" else "cpu"], l1_out)
+        reader = l1_sft_policy(L1_PROFILES["gpu" if profile_name == "gpu" else "cpu"], l1_out)
     records = _test_records(TEST_DATA, profile)
     recipe.cprs.compressor = str(compressor)
     with clock("compress the held-out contexts"):

@@ -139,7 +139,7 @@ def reproduce_solopo(
         _short_test_file(profile.test_data)
     if profile.policy == "l1-sft":
         with clock("warm-up SFT (L1's)"):
-            sft_policy, start = _sft_policy(l1, l1_out), "SFT"
+            sft_policy, start = l1_sft_policy(l1, l1_out), "SFT"
     else:
         sft_policy, start = base.model.source, "base"
     pairs = {}
@@ -214,7 +214,7 @@ def _short_test_file(test_data: str) -> None:
         write_records(_short_path(test_data), [short_record(r) for r in records])
 
 
-def _sft_policy(l1, l1_out: Path) -> Path:
+def l1_sft_policy(l1, l1_out: Path) -> Path:
     """The L1 warm-up SFT policy (merged): reused from the L1 reproduction's folder, or trained there."""
     from repro.reproduce import TRAIN_DATA as L1_TRAIN
     from repro.reproduce import load_stage_recipe, train_and_export
