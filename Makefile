@@ -19,7 +19,7 @@ help:
 	@echo "make smoke         every stage end to end, a few steps each, on the tiny random model (~2 min)"
 	@echo "make data          Loong-mini train (2000) and test (200) splits under data/loong-mini"
 	@echo "make model         the embedded default model (SmolLM2-135M-Instruct) under artifacts/"
-	@echo "make bench         SFT tokens/s and memory, chunked vs full log-probs, SoLoPO vs long PO -> bench/*.json"
+	@echo "make bench         SFT tokens/s and memory, chunked vs full log-probs, SoLoPO vs long PO, CPRS compression -> bench/*.json"
 	@echo "make gpu-check     on a CUDA machine: load/train a small model each way the kit does (PYTHON=python3 to skip the venv)"
 	@echo "make reproduce-l1  QwenLong-L1 end to end: SFT, phased RL, eval, runs/reproduce-l1/report.md (PROFILE=cpu|cpu-long|gpu|workstation)"
 	@echo "make reproduce-solopo  SoLoPO end to end: pairs, DPO/SimPO/ORPO per mode, eval, runs/reproduce-solopo/report.md"
@@ -55,6 +55,7 @@ model: setup
 bench: model
 	$(VENV_PY) -m repro.bench
 	$(VENV_PY) -m repro.bench solopo --cap-mib 6144 --out bench/solopo.json
+	$(VENV_PY) -m repro.bench cprs --out bench/cprs.json
 
 gpu-check:
 	@if [ "$(PYTHON)" = "$(VENV_PY)" ]; then $(MAKE) --no-print-directory setup; fi

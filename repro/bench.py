@@ -1,4 +1,4 @@
-"""`make bench`: SFT throughput and memory, chunked vs full log-prob memory; `bench prefix|rl|solopo`: the rest."""
+"""`make bench`: SFT throughput and memory, chunked vs full log-prob memory; `bench prefix|rl|solopo|cprs`: the rest."""
 
 from __future__ import annotations
 
@@ -213,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         from repro.bench_solopo import solopo_main
 
         return solopo_main(argv[1:])
+    if argv[:1] == ["cprs"]:
+        from repro.bench_cprs import cprs_main
+
+        return cprs_main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--model", default=DEFAULT_MODEL)
@@ -229,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
             from repro.bench_solopo import solopo_case
 
             out = solopo_case(rest[0], rest[1], rest[2], *(int(x) for x in rest[3:7]))
+        elif kind == "cprs":
+            from repro.bench_cprs import cprs_case
+
+            out = cprs_case(rest[0], *(int(x) for x in rest[1:4]))
         else:
             out = logprob_case(rest[0] == "1", int(rest[1]), int(rest[2]), int(rest[3]), int(rest[4]))
         print(json.dumps(out))

@@ -242,7 +242,9 @@ def reproduce_l1_command(
 
 @reproduce_app.command("solopo")
 def reproduce_solopo_command(
-    profile: str = typer.Option("cpu", "--profile", help="cpu (about 60 min on 2 cores), cpu-long or gpu."),
+    profile: str = typer.Option(
+        "cpu", "--profile", help="cpu (about 60 min on 2 cores), cpu-long (about 100 min), gpu or workstation."
+    ),
     out: str = typer.Option("runs/reproduce-solopo", "--out", help="Folder of every stage and the report."),
     algorithms: str = typer.Option(None, "--algorithms", help="dpo, simpo, orpo, comma-separated (default: all)."),
     l1_out: str = typer.Option("runs/reproduce-l1", "--l1-out", help="The L1 reproduction's folder (its SFT policy)."),
@@ -259,7 +261,9 @@ def reproduce_solopo_command(
 
 @reproduce_app.command("cprs")
 def reproduce_cprs_command(
-    profile: str = typer.Option("cpu", "--profile", help="cpu (about 60 min on 2 cores), cpu-long or gpu."),
+    profile: str = typer.Option(
+        "cpu", "--profile", help="cpu (about 60 min on 2 cores), cpu-long, gpu or workstation."
+    ),
     out: str = typer.Option("runs/reproduce-cprs", "--out", help="Folder of every stage and the report."),
     l1_out: str = typer.Option("runs/reproduce-l1", "--l1-out", help="The L1 reproduction's folder (its reader)."),
 ) -> None:

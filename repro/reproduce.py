@@ -208,21 +208,29 @@ def train_and_export(stage: str, recipe: Recipe, out: Path, run: Callable[..., A
 def _workstation_data(sft: Recipe) -> None:
     """Loong-mini at the workstation recipe's set ranges (counted with its tokenizer) and DocQA-RL-1.6K."""
     from repro.data.converters import convert
+    from repro.data.schema import write_records
+
+    workstation_loong_mini(sft)
+    if not Path(DOCQA_RL_DATA).is_file():
+        write_records(DOCQA_RL_DATA, convert("docqa-rl", DOCQA_RL_HUB))
+        log.info("%s -> %s", DOCQA_RL_HUB, DOCQA_RL_DATA)
+
+
+def workstation_loong_mini(recipe: Recipe) -> None:
+    """Loong-mini train and test at `recipe`'s set ranges, lengths counted with its model's tokenizer."""
     from repro.data.loong_mini import generate
     from repro.data.schema import write_records
     from repro.modeling import load_tokenizer
 
-    if not (Path(WS_TRAIN_DATA).is_file() and Path(WS_TEST_DATA).is_file()):
-        tokenizer = load_tokenizer(sft.model)
-        count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
-        ranges = {k: (v[0], v[1]) for k, v in sft.loong_mini.set_ranges.items()}
-        for path, kwargs in ((WS_TRAIN_DATA, {"n": 2000}), (WS_TEST_DATA, {"n": 200, "split": "test", "seed": 1})):
-            if not Path(path).is_file():
-                write_records(path, generate(**kwargs, set_ranges=ranges, count_tokens=count))
-                log.info("Loong-mini (workstation lengths) -> %s", path)
-    if not Path(DOCQA_RL_DATA).is_file():
-        write_records(DOCQA_RL_DATA, convert("docqa-rl", DOCQA_RL_HUB))
-        log.info("%s -> %s", DOCQA_RL_HUB, DOCQA_RL_DATA)
+    if Path(WS_TRAIN_DATA).is_file() and Path(WS_TEST_DATA).is_file():
+        return
+    tokenizer = load_tokenizer(recipe.model)
+    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    ranges = {k: (v[0], v[1]) for k, v in recipe.loong_mini.set_ranges.items()}
+    for path, kwargs in ((WS_TRAIN_DATA, {"n": 2000}), (WS_TEST_DATA, {"n": 200, "split": "test", "seed": 1})):
+        if not Path(path).is_file():
+            write_records(path, generate(**kwargs, set_ranges=ranges, count_tokens=count))
+            log.info("Loong-mini (workstation lengths) -> %s", path)
 
 
 def _longbench_evals(profile: Profile, policies: dict[str, str], out: Path, clock: StageClock) -> list[str]:

@@ -19,9 +19,12 @@ from repro.config import Recipe
 from repro.data.schema import Doc, Record, read_records, write_records
 from repro.errors import ReproError
 from repro.fsio import append_jsonl, atomic_write_json
+from repro.reproduce import TEST_DATA, TRAIN_DATA, WS_TEST_DATA
 
 log = logging.getLogger("repro.reproduce")
 
+HOTPOTQA_TRAIN = "data/hotpotqa/train.jsonl"
+MUSIQUE_TRAIN = "data/musique/train.jsonl"
 METHODS = ("full", "cprs", "bm25", "truncate")
 GRANULARITIES = ("keyword", "sentence", "paragraph")
 
@@ -39,6 +42,10 @@ class CprsProfile:
     timing_lengths: tuple[int, ...] = (2048, 4096, 8192, 16384, 32768)
     latency_items: int = 3  # items per set timed for compress + answer against answer
     budget: str = ""
+    # the compressor's training files (several: interleaved, those present) and the held-out records
+    train_data: tuple[str, ...] = (TRAIN_DATA,)
+    test_data: str = TEST_DATA
+    reader: str = "l1-sft"  # the L1 warm-up SFT policy, or a model source answering as it is
 
 
 PROFILES = {
@@ -66,28 +73,49 @@ PROFILES = {
         timing_lengths=(2048, 8192, 32768, 131072),
         budget="one GPU, about 10 minutes",
     ),
+    # a GPU workstation with the hub: a Qwen2 compressor on HotpotQA + MuSiQue (converted beforehand), QLoRA,
+    # flash attention; Qwen2.5-1.5B-Instruct reads Loong-mini at workstation lengths
+    "workstation": CprsProfile(
+        "recipes/qwen2.5-1.5b/cprs.yaml",
+        "recipes/qwen2.5-1.5b/loong_eval.yaml",
+        sets=(1, 2),
+        per_set=50,
+        eval=["eval.generation.max_new_tokens=512"],  # documents past the reader's 32K window are dropped
+        timing_lengths=(8192, 32768, 131072),
+        budget="one 24-80 GB GPU, several hours (see README)",
+        train_data=(HOTPOTQA_TRAIN, MUSIQUE_TRAIN),
+        test_data=WS_TEST_DATA,
+        reader="Qwen/Qwen2.5-1.5B-Instruct",
+    ),
 }
 
 
 def reproduce_cprs(profile_name: str, out: Path, l1_out: Path = Path("runs/reproduce-l1")) -> Path:
     """Run (or finish) every stage of the CPRS reproduction into `out`; returns report.md's path."""
     from repro.reproduce import PROFILES as L1_PROFILES
-    from repro.reproduce import TEST_DATA, TRAIN_DATA, StageClock, load_stage_recipe, model_and_data
+    from repro.reproduce import StageClock, load_stage_recipe, model_and_data, workstation_loong_mini
     from repro.reproduce_solopo import l1_sft_policy
 
     if profile_name not in PROFILES:
         raise ReproError(f"--profile: expected one of {', '.join(PROFILES)}, got '{profile_name}'")
     profile = PROFILES[profile_name]
-    recipe = load_stage_recipe(profile.recipe, [f"cprs.data={TRAIN_DATA}", *profile.train], "cprs")
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock(out)
     with clock("default model and data"):
-        model_and_data(recipe.model.source)
+        train_data = _train_data(profile, out)
+        recipe = load_stage_recipe(profile.recipe, [f"cprs.data={train_data}", *profile.train], "cprs")
+        if profile.reader == "l1-sft":
+            model_and_data(recipe.model.source)
+        else:
+            workstation_loong_mini(load_stage_recipe(profile.eval_recipe, [], "cprs-eval"))
     with clock("train the compressor"):
         compressor = _train_compressor(recipe, out)
-    with clock("warm-up SFT (L1's, the reader)"):
-        reader = l1_sft_policy(L1_PROFILES["gpu" if profile_name == "gpu" else "cpu"], l1_out)
-    records = _test_records(TEST_DATA, profile)
+    if profile.reader == "l1-sft":
+        with clock("warm-up SFT (L1's, the reader)"):
+            reader = str(l1_sft_policy(L1_PROFILES["gpu" if profile_name == "gpu" else "cpu"], l1_out))
+    else:
+        reader = profile.reader
+    records = _test_records(profile.test_data, profile)
     recipe.cprs.compressor = str(compressor)
     with clock("compress the held-out contexts"):
         compressed = _compress_all(recipe, records, out / "compressions.jsonl")
@@ -96,23 +124,50 @@ def reproduce_cprs(profile_name: str, out: Path, l1_out: Path = Path("runs/repro
     evals = {}
     for method, path in files.items():
         with clock(f"reader on {method}"):
-            evals[method] = _evaluate(profile, str(reader), str(path), out / f"eval-{method}")
+            evals[method] = _evaluate(profile, reader, str(path), out / f"eval-{method}")
     with clock("latency"):
-        latency = _latency(recipe, profile, records, compressed, str(reader), out / "latency.json")
+        latency = _latency(profile, records, compressed, reader, out / "latency.json")
     with clock("compression time by length"):
         timing = _timing(recipe, profile, records, out / "timing.json")
     from repro.cprs.report import write_cprs_report
 
     spans = _span_metrics(records, compressed)
-    notes = [
-        f"Profile `{profile_name}` ({profile.budget}).",
-        *clock.lines(),
-        "Scaled down against the paper: the compressor is SmolLM2-135M-Instruct (30 layers, the top 8 "
-        "bidirectional) instead of Qwen2-7B (28, top 7), trained on a few dozen Loong-mini records instead of "
-        "126K samples; windows of 1,024 tokens instead of 8,192; contexts of 0.5-5K tokens instead of 128K; "
-        "the reader is the L1 warm-up SFT policy (135M) instead of Qwen2.5-7B/32B-Instruct.",
-    ]
+    notes = [f"Profile `{profile_name}` ({profile.budget}).", *clock.lines()]
+    notes.append(WORKSTATION_NOTE if profile.reader != "l1-sft" else CPU_NOTE)
     return write_cprs_report(out, evals, spans, _ratios(records, compressed), latency, timing, notes)
+
+
+CPU_NOTE = (
+    "Scaled down against the paper: the compressor is SmolLM2-135M-Instruct (30 layers, the top 8 "
+    "bidirectional) instead of Qwen2-7B (28, top 7), trained on a few dozen Loong-mini records instead of "
+    "126K samples; windows of 1,024 tokens instead of 8,192; contexts of 0.5-5K tokens instead of 128K; "
+    "the reader is the L1 warm-up SFT policy (135M) instead of Qwen2.5-7B/32B-Instruct."
+)
+WORKSTATION_NOTE = (
+    "Scaled down against the paper: the compressor is Qwen2-1.5B-Instruct (QLoRA) instead of Qwen2-7B, trained "
+    "on HotpotQA supporting facts and MuSiQue supporting paragraphs only (no NER, needle or summary labels); the "
+    "reader is Qwen2.5-1.5B-Instruct instead of Qwen2.5-7B/32B-Instruct, on Loong-mini sets 1-2 (10-100K tokens)."
+)
+
+
+def _train_data(profile: CprsProfile, out: Path) -> str:
+    """The compressor's training file: the profile's one file, or its files that exist, interleaved record by
+    record into OUT/train.jsonl (so that cprs.limit draws from each)."""
+    from itertools import chain, zip_longest
+
+    if len(profile.train_data) == 1:
+        return profile.train_data[0]
+    present = [p for p in profile.train_data if Path(p).is_file()]
+    if not present:
+        raise ReproError(
+            f"{' and '.join(profile.train_data)} are missing: convert HotpotQA or MuSiQue first "
+            "(README, 'CPRS on a workstation')"
+        )
+    joined = out / "train.jsonl"
+    if not joined.is_file():
+        sources = [read_records(p).records for p in present]
+        write_records(joined, [r for r in chain.from_iterable(zip_longest(*sources)) if r is not None])
+    return str(joined)
 
 
 def _train_compressor(recipe: Recipe, out: Path) -> Path:
@@ -232,24 +287,18 @@ def _ratios(records: list[Record], compressed: dict[str, dict]) -> dict[int, dic
     }
 
 
-def _latency(
-    recipe: Recipe, profile: CprsProfile, records: list[Record], compressed: dict, reader: str, path: Path
-) -> dict:
+def _latency(profile: CprsProfile, records: list[Record], compressed: dict, reader: str, path: Path) -> dict:
     """Per set, on its first items: seconds to answer on the full context, and to compress then answer."""
     if path.is_file():
         return json.loads(path.read_text())
-    from repro.config import ModelSection
     from repro.data.prompts import apply_chat, build_prompt
     from repro.generation import generate_texts
     from repro.modeling import load_model
     from repro.reproduce import load_stage_recipe
 
-    gen = load_stage_recipe(profile.eval_recipe, profile.eval, "latency").eval.generation
-    gen = dataclasses.replace(gen, batch_size=1)
-    loaded = load_model(
-        dataclasses.replace(ModelSection(), source=reader, lora=dataclasses.replace(recipe.model.lora, enabled=False)),
-        training=False,
-    )
+    reading = load_stage_recipe(profile.eval_recipe, [f"model.source={reader}", *profile.eval], "latency")
+    gen = dataclasses.replace(reading.eval.generation, batch_size=1)
+    loaded = load_model(reading.model, training=False)
 
     def answer_seconds(record: Record) -> float:
         text, _ = build_prompt(record, style="l1")

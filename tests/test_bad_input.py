@@ -413,6 +413,12 @@ def test_solopo_workstation_profile_without_musique(tmp_path, capfd):
     assert_one_line_error(*run_cli(capfd, args)[::2], "data/musique/test.jsonl is missing", "convert MuSiQue")
 
 
+def test_cprs_workstation_profile_without_hotpotqa_or_musique(tmp_path, capfd):
+    args = ["reproduce", "cprs", "--profile", "workstation", "--out", str(tmp_path / "ws")]
+    needles = ("data/hotpotqa/train.jsonl and data/musique/train.jsonl are missing", "convert HotpotQA or MuSiQue")
+    assert_one_line_error(*run_cli(capfd, args)[::2], *needles)
+
+
 def test_compress_input_that_is_not_utf8_text(tmp_path, capfd):
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("café".encode("latin-1"))

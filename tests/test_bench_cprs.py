@@ -1,0 +1,26 @@
+"""The CPRS benchmark's pieces: the seeded bench text and the growth ratio on hand-made rows."""
+
+from repro.bench_cprs import bench_text, cprs_case, growth
+
+
+def test_growth_is_long_time_over_short_time_at_one_window_batch():
+    rows = [
+        {"tokens": 8192, "window_batch": 4, "seconds": 2.5},
+        {"tokens": 32768, "window_batch": 4, "seconds": 10.5},
+        {"tokens": 8192, "window_batch": 1, "seconds": 6.0},
+    ]
+    assert growth(rows, 8192, 32768, 4) == 4.2  # 10.5 / 2.5
+    assert growth(rows, 8192, 32768, 1) is None  # no 32K row at batch 1
+
+
+def test_bench_text_is_seeded_and_long_enough():
+    text = bench_text(300)
+    assert text == bench_text(300) and text != bench_text(300, seed=1)
+    assert len(text.split()) >= 300  # every word is at least one token
+
+
+def test_a_case_scores_the_windows_the_split_predicts(tiny_model_dir):
+    # tiny/cprs.yaml: 1024-token windows; 1,500 context tokens need two windows whatever the prompt prefix
+    row = cprs_case(tiny_model_dir, 1500, window_batch=2, repeats=1)
+    assert row["input_tokens"] == 1500  # the cut text re-encodes to the same tokens
+    assert row["windows"] == 2

@@ -1,0 +1,47 @@
+"""`repro reproduce cprs` helpers: the workstation training file and the compression ratio by set."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from repro.data.schema import Doc, Record, read_records, write_records
+from repro.errors import ReproError
+from repro.reproduce_cprs import PROFILES, _ratios, _train_data
+
+
+def record(rid: str, length_set: int | None = None) -> Record:
+    return Record(rid, "test", "qa", [Doc("d", "text")], "q?", "a", length_set=length_set)
+
+
+def test_several_training_files_are_interleaved_record_by_record(tmp_path):
+    hotpot, musique, missing = tmp_path / "hotpot.jsonl", tmp_path / "musique.jsonl", tmp_path / "none.jsonl"
+    write_records(hotpot, [record("h1"), record("h2"), record("h3")])
+    write_records(musique, [record("m1")])
+    profile = dataclasses.replace(PROFILES["workstation"], train_data=(str(hotpot), str(missing), str(musique)))
+    joined = _train_data(profile, tmp_path / "out")
+    assert [r.id for r in read_records(joined).records] == ["h1", "m1", "h2", "h3"]
+
+
+def test_one_training_file_is_used_as_it_is(tmp_path):
+    assert _train_data(PROFILES["cpu"], tmp_path) == "data/loong-mini/train.jsonl"
+    assert not (tmp_path / "train.jsonl").exists()
+
+
+def test_no_training_file_present_names_them_all(tmp_path):
+    profile = dataclasses.replace(PROFILES["workstation"], train_data=("a.jsonl", "b.jsonl"))
+    with pytest.raises(ReproError, match="a.jsonl and b.jsonl are missing: convert HotpotQA or MuSiQue"):
+        _train_data(profile, tmp_path)
+
+
+def test_ratio_by_set_is_total_input_over_total_kept():
+    records = [record("a", 1), record("b", 1), record("c", 2)]
+    compressed = {
+        "a": {"sentence": {"input_tokens": 100, "kept_tokens": 10}},
+        "b": {"sentence": {"input_tokens": 300, "kept_tokens": 20}},
+        "c": {"sentence": {"input_tokens": 50, "kept_tokens": 0}},
+    }
+    ratios = _ratios(records, compressed)
+    assert ratios[1] == {"input_tokens": 200, "kept_tokens": 15, "ratio": 400 / 30}
+    assert ratios[2]["ratio"] == 50  # nothing kept: divided by 1, not by 0
