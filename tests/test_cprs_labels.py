@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from repro.cprs.labels import (
@@ -23,6 +25,7 @@ from repro.cprs.labels import (
 from repro.data.schema import Doc, Evidence, Record
 from repro.errors import ConfigError
 
+FIXTURES = Path(__file__).parent / "fixtures"
 O, B, I, E = TAG_O, TAG_B, TAG_I, TAG_E  # noqa: E741 (short names keep the hand-written tag lists readable)
 
 # doc 0 sentences: "It rose." (0, 8), "Sales hit 5.2 m!" (9, 25), then a newline, "End" (26, 29)
@@ -223,3 +226,30 @@ def test_agnostic_instruction_falls_back_to_titles_and_citations():
     record = make_record([Evidence(0, 0, 3)])
     record.subtask = "citation_chain"
     assert agnostic_instruction(record) == "Find every citation made in: Alpha."
+
+
+def test_hotpotqa_supporting_facts_label_sentences_and_their_documents():
+    from repro.data.converters import convert
+
+    record = convert("hotpotqa", str(FIXTURES / "hotpotqa" / "hotpot_dev_distractor.json"))[0]
+    context, _ = context_text(record)
+    facts = ["Edward Davis Wood Jr. was an American filmmaker.", "Scott Derrickson is an American director."]
+    for granularity in ("keyword", "sentence"):  # HotpotQA marks whole sentences: both granularities agree
+        assert [context[s:e] for s, e in critical_spans(record, granularity)] == facts
+    assert [context[s:e] for s, e in critical_spans(record, "paragraph")] == [
+        "Edward Davis Wood Jr. was an American filmmaker. He made low-budget films.",
+        "Scott Derrickson is an American director. He lives in Los Angeles. He directed Doctor Strange.",
+    ]
+
+
+def test_musique_supporting_paragraphs_are_the_spans_at_every_granularity():
+    from repro.data.converters import convert
+
+    record = convert("musique", str(FIXTURES / "musique" / "musique_ans_dev.jsonl"))[0]
+    context, _ = context_text(record)
+    paragraphs = [
+        "The Mona Lisa is a portrait painted by Leonardo da Vinci and kept at the Louvre.",
+        "Leonardo da Vinci was born in Vinci in 1452.",
+    ]
+    for granularity in ("keyword", "sentence", "paragraph"):
+        assert [context[s:e] for s, e in critical_spans(record, granularity)] == paragraphs
