@@ -304,6 +304,11 @@ def _convert(value: Any, hint: Any) -> Any:
             raise TypeError
         return value
     if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise TypeError from None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise TypeError
         return float(value)

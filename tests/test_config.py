@@ -145,3 +145,14 @@ def test_shipped_recipes_load():
     assert recipes, "recipes/ holds at least one recipe"
     for path in recipes:
         load_recipe(path)
+
+
+def test_float_field_reads_exponent_without_a_dot(tmp_path):
+    # YAML 1.1 reads 1e-3 as a string; the float field still means 0.001 (in the file and in an override)
+    path = write(tmp_path / "r.yaml", "train:\n  lr: 1e-3\n")
+    assert load_recipe(path).train.lr == 0.001
+    assert load_recipe(path, ["train.lr=5e-4"]).train.lr == 0.0005
+    with pytest.raises(ConfigError, match="train.lr"):
+        load_recipe(path, ["train.lr=fast"])
+    with pytest.raises(ConfigError, match="train.lr"):
+        load_recipe(path, ["train.lr=nan"])
