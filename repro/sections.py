@@ -270,6 +270,8 @@ class CprsSection:
     granularities: list[Literal["keyword", "sentence", "paragraph"]] = field(
         default_factory=lambda: ["keyword", "sentence", "paragraph"]
     )
+    # more distinct contexts for the same compute: each record trains one seeded granularity, not all of them
+    one_granularity_per_record: bool = False
     query_agnostic_share: float = _ranged(0.25, 0.0, 1.0)  # training examples without the question
     bidirectional_layers: int | None = _ranged(None, 0)  # None: the top 25% (the paper's 7 of 28)
     scheme: Literal["BIOE", "BIO"] = "BIOE"

@@ -80,6 +80,22 @@ def test_examples_label_every_granularity_with_its_tag_word(tiny_model_dir, cprs
     assert any(counts)
 
 
+def test_one_granularity_per_record_gives_each_record_one_example_of_its_seeded_granularity(
+    tiny_model_dir, cprs_data, tmp_path
+):
+    both = recipe_for(tmp_path, tiny_model_dir, cprs_data)
+    one = recipe_for(tmp_path, tiny_model_dir, cprs_data, "cprs.one_granularity_per_record=true")
+    tokenizer = load_tokenizer(one.model)
+    every = cprs_examples(select_cprs_records(both), both, tokenizer)
+    single = cprs_examples(select_cprs_records(one), one, tokenizer)
+    assert len(single) == 4  # one per record, not 4 x 3
+    for record_no, example in enumerate(single):
+        # the same example as the all-granularities run's for that record and granularity
+        twin = next(e for e in every[3 * record_no : 3 * record_no + 3] if e["tag_word"] == example["tag_word"])
+        assert example["input_ids"] == twin["input_ids"] and example["tags"] == twin["tags"]
+    assert single == cprs_examples(select_cprs_records(one), one, tokenizer)  # seeded
+
+
 def test_label_masking_is_the_same_for_the_same_step_and_never_drops_a_critical_position(
     tiny_model_dir, cprs_data, tmp_path
 ):

@@ -48,12 +48,16 @@ def select_cprs_records(recipe: Recipe) -> list[Record]:
 
 
 def cprs_examples(records: list[Record], recipe: Recipe, tokenizer: Any) -> list[dict]:
-    """One example per record and granularity; a seeded share of them query-agnostic (an instruction, no question)."""
+    """One example per record and granularity (or, with cprs.one_granularity_per_record, per record at a seeded
+    granularity); a seeded share of them query-agnostic (an instruction, no question)."""
     cfg = recipe.cprs
     words = label_words(cfg.granularities)
     examples = []
     for record in records:
-        for granularity in cfg.granularities:
+        granularities = cfg.granularities
+        if cfg.one_granularity_per_record:
+            granularities = [random.Random(f"{recipe.seed}:{record.id}").choice(cfg.granularities)]
+        for granularity in granularities:
             draw = random.Random(f"{recipe.seed}:{record.id}:{granularity}").random()
             try:
                 example = build_example(
