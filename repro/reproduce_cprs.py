@@ -52,7 +52,8 @@ PROFILES = {
     "cpu": CprsProfile(
         "recipes/tiny/cprs.yaml",
         "recipes/tiny/loong_eval.yaml",
-        train=["cprs.limit=24"],
+        # one granularity per record: 400 distinct contexts (100 steps) where all three would give 133
+        train=["cprs.limit=400", "cprs.one_granularity_per_record=true", "train.lr=0.001", "train.warmup_steps=4"],
         per_set=12,
         eval=["eval.generation.max_new_tokens=128"],
         budget="2 CPU cores, about 60 minutes",
