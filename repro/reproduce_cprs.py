@@ -140,8 +140,9 @@ def reproduce_cprs(profile_name: str, out: Path, l1_out: Path = Path("runs/repro
 
 CPU_NOTE = (
     "Scaled down against the paper: the compressor is SmolLM2-135M-Instruct (30 layers, the top 8 "
-    "bidirectional) instead of Qwen2-7B (28, top 7), trained on a few dozen Loong-mini records instead of "
-    "126K samples; windows of 1,024 tokens instead of 8,192; contexts of 0.5-5K tokens instead of 128K; "
+    "bidirectional) instead of Qwen2-7B (28, top 7), trained on 400 Loong-mini set-1 records (one granularity "
+    "each, 100 steps) instead of 126K samples for 3 epochs; windows of 1,024 tokens instead of 8,192; "
+    "contexts of 0.5-5K tokens instead of 128K; "
     "the reader is the L1 warm-up SFT policy (135M) instead of Qwen2.5-7B/32B-Instruct."
 )
 WORKSTATION_NOTE = (
