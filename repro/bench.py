@@ -19,6 +19,15 @@ RESULTS = REPO / "bench" / "results.json"
 DEFAULT_MODEL = "artifacts/smollm2-135m-instruct"
 
 
+def model_folder(name: str, command: str) -> str | None:
+    """`name` as given, or under the repository, when it holds a model (config.json); else None, said on stderr."""
+    for candidate in (Path(name), REPO / name):
+        if (candidate / "config.json").is_file():
+            return str(candidate)
+    print(f"{command}: model folder '{name}' missing", file=sys.stderr)
+    return None
+
+
 def _peak_mib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -160,9 +169,8 @@ def prefix_main(argv: list[str]) -> int:
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--steps", type=int, default=3, help="timed passes per case (median), after one warm-up")
     opts = parser.parse_args(argv)
-    model = opts.model if Path(opts.model, "config.json").is_file() else str(REPO / opts.model)
-    if not Path(model, "config.json").is_file():
-        print(f"bench prefix: model folder '{opts.model}' missing", file=sys.stderr)
+    model = model_folder(opts.model, "bench prefix")
+    if model is None:
         return 2
     shape = [str(opts.prompt_tokens), str(opts.group), str(opts.new_tokens), str(opts.steps)]
     cases = {mode: _run_worker(["prefix", model, mode, *shape]) for mode in _PREFIX_MODES}

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -77,7 +76,7 @@ def growth(rows: list[dict], short: int, long: int, window_batch: int) -> float 
 
 def cprs_main(argv: list[str]) -> int:
     """`python -m repro.bench cprs`: one JSON line per case, each in its own process, then the summary."""
-    from repro.bench import DEFAULT_MODEL, REPO, _run_worker
+    from repro.bench import DEFAULT_MODEL, _run_worker, model_folder
 
     parser = argparse.ArgumentParser(prog="python -m repro.bench cprs", description=cprs_case.__doc__)
     parser.add_argument("--model", default=DEFAULT_MODEL)
@@ -88,9 +87,8 @@ def cprs_main(argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="timed passes per case (median), after one warm-up")
     parser.add_argument("--out", default=None, help="also write the summary JSON here")
     opts = parser.parse_args(argv)
-    model = opts.model if Path(opts.model, "config.json").is_file() else str(REPO / opts.model)
-    if not Path(model, "config.json").is_file():
-        print(f"bench cprs: model folder '{opts.model}' missing", file=sys.stderr)
+    model = model_folder(opts.model, "bench cprs")
+    if model is None:
         return 2
     lengths = [int(x) for x in opts.lengths.split(",") if x.strip()]
     batches = [int(x) for x in opts.batches.split(",") if x.strip()]
@@ -111,6 +109,7 @@ def cprs_main(argv: list[str]) -> int:
     }
     print(json.dumps(summary), flush=True)
     if opts.out:
-        Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(opts.out).write_text(json.dumps(summary, indent=2) + "\n")
+        from repro.fsio import atomic_write_json
+
+        atomic_write_json(opts.out, summary)
     return 0

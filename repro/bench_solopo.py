@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -122,7 +121,7 @@ def efficiency(
 
 def solopo_main(argv: list[str]) -> int:
     """`python -m repro.bench solopo`: one JSON line per case, then the summary the SoLoPO report reads."""
-    from repro.bench import DEFAULT_MODEL, REPO
+    from repro.bench import DEFAULT_MODEL, model_folder
 
     parser = argparse.ArgumentParser(prog="python -m repro.bench solopo", description=solopo_case.__doc__)
     parser.add_argument("--model", default=DEFAULT_MODEL)
@@ -133,9 +132,8 @@ def solopo_main(argv: list[str]) -> int:
     parser.add_argument("--cap-mib", type=float, default=None, help="memory cap for the longest trainable context")
     parser.add_argument("--out", default=None, help="also write the summary JSON here")
     opts = parser.parse_args(argv)
-    model = opts.model if Path(opts.model, "config.json").is_file() else str(REPO / opts.model)
-    if not Path(model, "config.json").is_file():
-        print(f"bench solopo: model folder '{opts.model}' missing", file=sys.stderr)
+    model = model_folder(opts.model, "bench solopo")
+    if model is None:
         return 2
     ratios = [int(x) for x in opts.ratios.split(",") if x.strip()]
     summary = efficiency(model, opts.short_tokens, ratios, opts.response_tokens, opts.steps, opts.cap_mib)

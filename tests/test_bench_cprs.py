@@ -24,3 +24,17 @@ def test_a_case_scores_the_windows_the_split_predicts(tiny_model_dir):
     row = cprs_case(tiny_model_dir, 1500, window_batch=2, repeats=1)
     assert row["input_tokens"] == 1500  # the cut text re-encodes to the same tokens
     assert row["windows"] == 2
+
+
+def test_bench_commands_refuse_a_missing_model_in_one_line(tmp_path, capsys):
+    from repro.bench import main, model_folder
+
+    assert main(["cprs", "--model", str(tmp_path / "none")]) == 2
+    assert main(["solopo", "--model", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"bench cprs: model folder '{tmp_path / 'none'}' missing"] + [
+        f"bench solopo: model folder '{tmp_path / 'none'}' missing"
+    ]
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    assert model_folder(str(tmp_path / "m"), "bench") == str(tmp_path / "m")
