@@ -106,6 +106,14 @@ def sft_loop_check(model_dir: str, workdir: str) -> tuple[float, float]:
     return ms, torch.cuda.max_memory_allocated() / 2**20
 
 
+def cprs_compress_check(model_dir: str, window_batch: int) -> tuple[float, float]:
+    """compress() of 32K context tokens (1,024-token windows, a fresh critic), `window_batch` windows a forward."""
+    from repro.bench_cprs import cprs_case
+
+    row = cprs_case(model_dir, 32768, window_batch, repeats=2)
+    return 1000 * row["seconds"], row["peak_mib"]
+
+
 def run_checks(checks: list[tuple[str, Callable[[], tuple[float, float]]]]) -> list[Row]:
     rows = []
     for name, check in checks:
@@ -138,6 +146,9 @@ def main() -> int:
         model_dir = str(build_tiny_model(tmp, hidden=512, layers=8))
         checks = model_checks(model_dir)
         checks.append(("SFT loop: bf16 autocast + LoRA, Loong-mini", lambda: sft_loop_check(model_dir, tmp)))
+        for batch in (1, 8):  # the official release scores one window at a time
+            name = f"CPRS compress 32K (ms/text), {batch} window{'s' if batch > 1 else ''}/fwd"
+            checks.append((name, lambda batch=batch: cprs_compress_check(model_dir, batch)))
         rows = run_checks(checks)
     print(format_table(rows))
     return 1 if any(r.result != "ok" for r in rows) else 0
