@@ -40,6 +40,8 @@ def test_trends_read_the_paired_differences_ratio_timing_and_latency():
     assert "Compression ratio: 9.00x" in text  # (600 + 1200) / (100 + 100)
     assert "grows linearly: not reproduced" in text and "= 5.00 for 4x" in text
     assert "(set 2): reproduced (1.0 s against 4.0 s, 4.00x" in text
+    assert lines[-1].startswith("This run cannot separate CPRS against BM25 (4 items) beyond the noise")
+    assert "the full context on set" not in lines[-1]  # that one was separated
 
 
 def test_timing_growth_prefers_lengths_four_apart():

@@ -15,6 +15,7 @@ from repro.report import (
     _direction,
     _span,
     difference_table,
+    is_noise,
     load_eval,
     stage_table,
 )
@@ -30,12 +31,14 @@ LINEAR_SLACK = 1.1  # time(4n) / time(n) at most 4.4: linear, with 10% slack
 
 def trend_lines(scores: dict[str, EvalScores], ratios: dict, timing: dict, latency: dict) -> list[str]:
     """One line per paper trend, with its numbers and whether it reproduced here."""
-    lines = []
+    lines, unsettled = [], []
     sets = sorted({s for sc in scores.values() for s in sc.length_sets()})
     if "full" in scores and "cprs" in scores and sets:
         longest = sets[-1]
         diff = _difference(scores, "full", "cprs", longest)
         if diff is not None:
+            if is_noise(*diff[1:3]):
+                unsettled.append(f"CPRS against the full context on set {longest} ({diff[3]} items)")
             lines.append(
                 f"Compressed > full context on the longest set (set {longest}): {_direction(*diff[:3])} "
                 f"(cprs − full = {_span(*diff[:3])} over {diff[3]} items; paper: +46.8 on Ruler-128K)"
@@ -43,6 +46,8 @@ def trend_lines(scores: dict[str, EvalScores], ratios: dict, timing: dict, laten
     if "bm25" in scores and "cprs" in scores:
         diff = _difference(scores, "bm25", "cprs", None)
         if diff is not None:
+            if is_noise(*diff[1:3]):
+                unsettled.append(f"CPRS against BM25 ({diff[3]} items)")
             lines.append(
                 f"Compressed > BM25 at the same token budget: {_direction(*diff[:3])} "
                 f"(cprs − bm25 = {_span(*diff[:3])} over {diff[3]} items; paper: +4.27 Ruler-128K, +7.64 InfiniteBench)"
@@ -71,6 +76,11 @@ def trend_lines(scores: dict[str, EvalScores], ratios: dict, timing: dict, laten
         lines.append(
             f"Compress + answer faster than answering on the full context (set {longest}): {verdict} "
             f"({row['cprs_s']:.1f} s against {row['full_s']:.1f} s, {faster:.2f}x; paper: 3.47x at 128K)"
+        )
+    if unsettled:
+        lines.append(
+            f"This run cannot separate {' nor '.join(unsettled)} beyond the noise; a longer run with more "
+            "held-out items (README: `--profile cpu-long`) is what would"
         )
     return lines
 
