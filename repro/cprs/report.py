@@ -79,7 +79,7 @@ def trend_lines(scores: dict[str, EvalScores], ratios: dict, timing: dict, laten
         )
     if unsettled:
         lines.append(
-            f"This run cannot separate {' nor '.join(unsettled)} beyond the noise; a longer run with more "
+            f"This run cannot separate {' or '.join(unsettled)} beyond the noise; a longer run with more "
             "held-out items (README: `--profile cpu-long`) is what would"
         )
     return lines
