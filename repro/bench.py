@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import resource
@@ -200,11 +201,35 @@ def prefix_main(argv: list[str]) -> int:
 _PREFIX_MODES = ("grouped", "per_sample", "sample_once", "sample_repeat")
 
 
-def _run_worker(args: list[str]) -> dict:
+def _first_to_kill() -> None:
+    """In a worker: ask the kernel's out-of-memory killer to take this case before the run that launched it."""
+    with contextlib.suppress(OSError):  # not allowed: the kernel's default choice stands
+        Path("/proc/self/oom_score_adj").write_text("1000")
+
+
+def worker_failure(returncode: int, stderr: str) -> str:
+    """Why a worker process failed, in a few words for a report."""
+    if returncode == -9:
+        return "killed by the system, most likely out of memory"
+    if "out of memory" in stderr.lower():
+        return "out of memory"
+    last = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()), "")
+    return f"exit code {returncode}" + (f": {last[:200]}" if last else "")
+
+
+def _run_worker(args: list[str], *, may_fail: bool = False) -> dict:
+    """One case in its own process; its last stdout line is its JSON. With `may_fail`, a failed case comes back
+    as {"failed": why} (a case that does not fit in memory is a result); without, it ends the bench."""
     res = subprocess.run(
-        [sys.executable, "-m", "repro.bench", "--worker", *args], capture_output=True, text=True, cwd=REPO
+        [sys.executable, "-m", "repro.bench", "--worker", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        preexec_fn=_first_to_kill if sys.platform == "linux" else None,
     )
     if res.returncode != 0:
+        if may_fail:
+            return {"failed": worker_failure(res.returncode, res.stderr)}
         raise SystemExit(f"bench worker {' '.join(args)} failed:\n{res.stderr[-2000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
 

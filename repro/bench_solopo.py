@@ -84,9 +84,20 @@ def peak_mib(device: torch.device) -> float:
 
 
 def longest_under(cap_mib: float, points: list[tuple[int, float]]) -> int | None:
-    """The long length at which peak memory reaches `cap_mib`, on the line through the two longest measured
-    (length, peak) points (peak memory grows about linearly in tokens with LoRA and sdpa); None if flat."""
-    (l1, p1), (l2, p2) = sorted(points)[-2:]
+    """The long length at which peak memory reaches `cap_mib` (peak grows about linearly in tokens with LoRA and
+    sdpa): on the line through the two measured (length, peak) points around the cap, or the two nearest to it
+    when the cap lies outside them; None with fewer than two points or a flat or falling line."""
+    points = sorted(points)
+    if len(points) < 2:
+        return None
+    pairs = list(zip(points, points[1:], strict=False))
+    around = [(a, b) for a, b in pairs if a[1] <= cap_mib <= b[1]]
+    if around:
+        (l1, p1), (l2, p2) = around[0]
+    elif cap_mib < min(p for _, p in points):
+        (l1, p1), (l2, p2) = pairs[0]
+    else:
+        (l1, p1), (l2, p2) = pairs[-1]
     if p2 <= p1:
         return None
     return int(l1 + (cap_mib - p1) * (l2 - l1) / (p2 - p1))
@@ -95,14 +106,15 @@ def longest_under(cap_mib: float, points: list[tuple[int, float]]) -> int | None
 def efficiency(
     model_dir: str, short_tokens: int, ratios: list[int], response_tokens: int, steps: int, cap_mib: float | None
 ) -> dict[str, Any]:
-    """Every case at long = ratio x short, each in its own process (its peak is its own): the report's dict."""
+    """Every case at long = ratio x short, each in its own process (its peak is its own): the report's dict.
+    A case that fails (most often: it does not fit in memory) is kept as a row with a "failed" reason."""
     from repro.bench import _run_worker
 
     rows = []
     for ratio in ratios:
         for mode, forward in CASES:
             shape = [str(short_tokens), str(short_tokens * ratio), str(response_tokens), str(steps)]
-            result = _run_worker(["solopo", model_dir, mode, forward, *shape])
+            result = _run_worker(["solopo", model_dir, mode, forward, *shape], may_fail=True)
             row = {"mode": mode, "forward": forward, "long_tokens": short_tokens * ratio, "short_tokens": short_tokens}
             rows.append({**row, **result})
             print(json.dumps(rows[-1]), flush=True)
@@ -111,11 +123,15 @@ def efficiency(
         out["cap_mib"] = cap_mib
         out["max_long_tokens"] = {}
         for mode, forward in CASES:
-            points = [(r["long_tokens"], r["peak_mib"]) for r in rows if (r["mode"], r["forward"]) == (mode, forward)]
+            points = [
+                (r["long_tokens"], r["peak_mib"])
+                for r in rows
+                if (r["mode"], r["forward"]) == (mode, forward) and "failed" not in r
+            ]
             longest = longest_under(cap_mib, points)
             if longest is not None:
                 out["max_long_tokens"][f"{mode} ({forward})"] = longest
-        out["max_long_note"] = "fitted: the line through the two measured lengths' peaks, solved for the cap"
+        out["max_long_note"] = "fitted: the line through the measured peaks around the cap, solved for the cap"
     return out
 
 

@@ -11,6 +11,7 @@ from repro.errors import ReproError
 from repro.report import EvalScores, ItemScore
 from repro.solopo.report import (
     cheaper_lines,
+    check_efficiency,
     efficiency_tables,
     paper_delta,
     plot_po_training,
@@ -319,3 +320,27 @@ def test_write_solopo_report_without_efficiency_or_training(tmp_path, records_fi
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["report.md", "scores.png"]
     with pytest.raises(ReproError, match="at least one long-context evaluation"):
         write_solopo_report(tmp_path / "r2", {}, {}, {}, None, [])
+
+
+def test_a_case_that_did_not_fit_is_shown_and_the_trend_uses_lengths_where_both_ran():
+    oom = "killed by the system, most likely out of memory"
+    rows = efficiency_at(4096, (1.0, 500.0), (1.5, 1000.0), (1.0, 400.0)) + efficiency_at(
+        8192, (2.0, 1000.0), (4.0, 4000.0), (2.5, 800.0)
+    )
+    rows[4] = {"mode": "long", "forward": "per-sample", "long_tokens": 8192, "short_tokens": 1024, "failed": oom}
+    efficiency = {"device": "cpu", "rows": rows}
+    text = efficiency_tables(efficiency)
+    assert f"| long | per-sample | 8192 | 1024 | did not run | {oom} |" in text
+    assert "| 8192 | solopo / long (shared prefix) | 0.80x | 1.25x |" in text
+    assert "| 8192 | solopo / long (per-sample)" not in text
+    vanilla_line, kit_line, only_solo = cheaper_lines(efficiency)
+    # at 4096, where both ran: 1.0 / 1.5 = 0.67x time, 500 / 1000 = 0.50x memory
+    assert vanilla_line.startswith("SoLo cheaper in time and memory: reproduced (at 4096 long tokens")
+    assert "step time 0.67x" in vanilla_line and "peak memory 0.50x" in vanilla_line
+    assert kit_line.startswith("SoLo against the kit's shared-prefix long PO (no paper claim): at 4096 long tokens")
+    assert only_solo == (
+        "At 8192 long tokens only SoLo trained: solopo (shared prefix) took 2.000 s and 1000.0 MiB, "
+        f"long (per-sample) did not run ({oom})"
+    )
+    with pytest.raises(ReproError, match="efficiency row 0: missing short_tokens"):
+        check_efficiency({"rows": [{"mode": "long", "forward": "x", "long_tokens": 1, "failed": oom}]})

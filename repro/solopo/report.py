@@ -127,15 +127,18 @@ def solo_beats_long_lines(stages: dict[str, EvalScores]) -> list[str]:
 
 
 def check_efficiency(efficiency: dict[str, Any]) -> list[dict[str, Any]]:
-    """The efficiency rows, each checked to hold every key the report reads."""
+    """The efficiency rows, each checked to hold every key the report reads (a failed case: its reason instead of
+    step time and peak)."""
     rows = efficiency.get("rows")
     if not isinstance(rows, list):
         raise ReproError("efficiency: expected a 'rows' list")
     for i, row in enumerate(rows):
-        missing = [k for k in EFFICIENCY_ROW_KEYS if not isinstance(row, dict) or k not in row]
+        failed = isinstance(row, dict) and isinstance(row.get("failed"), str)
+        keys = EFFICIENCY_ROW_KEYS[:4] if failed else EFFICIENCY_ROW_KEYS
+        missing = [k for k in keys if not isinstance(row, dict) or k not in row]
         if missing:
             raise ReproError(f"efficiency row {i}: missing {', '.join(missing)}")
-        bad = [k for k in EFFICIENCY_ROW_KEYS[2:] if number(row, k) is None]
+        bad = [k for k in keys[2:] if number(row, k) is None]
         if bad:
             raise ReproError(f"efficiency row {i}: {', '.join(bad)} must be finite numbers")
     return rows
@@ -166,13 +169,17 @@ def efficiency_tables(efficiency: dict[str, Any]) -> str:
     header = ["Mode", "Forward", "Long tokens", "Short tokens", "Step s", "Peak MiB"]
     lines = [f"Device: {efficiency.get('device', 'not recorded')}.", ""]
     lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    lines += [
-        f"| {r['mode']} | {r['forward']} | {r['long_tokens']} | {r['short_tokens']} | {r['step_s']:.3f} | "
-        f"{r['peak_mib']:.1f} |"
-        for r in rows
-    ]
-    lines += ["", ratio_table(rows), max_length_table(efficiency)]
+    for r in rows:
+        cells = ["did not run", r["failed"]] if "failed" in r else [f"{r['step_s']:.3f}", f"{r['peak_mib']:.1f}"]
+        case = [r["mode"], r["forward"], str(r["long_tokens"]), str(r["short_tokens"])]
+        lines.append("| " + " | ".join(case + cells) + " |")
+    lines += ["", ratio_table(measured(rows)), max_length_table(efficiency)]
     return "\n".join(lines)
+
+
+def measured(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose case ran (no "failed" reason)."""
+    return [r for r in rows if "failed" not in r]
 
 
 def ratio_table(rows: list[dict[str, Any]]) -> str:
@@ -223,10 +230,14 @@ def cheaper_lines(efficiency: dict[str, Any] | None) -> list[str]:
     trend = "SoLo cheaper in time and memory"
     if efficiency is None:
         return [f"{trend}: cannot be checked (efficiency not measured; {PAPER_EFFICIENCY})"]
-    rows = check_efficiency(efficiency)
+    all_rows = check_efficiency(efficiency)
+    rows = measured(all_rows)
     if not rows:
-        return [f"{trend}: cannot be checked (no efficiency rows; {PAPER_EFFICIENCY})"]
+        return [f"{trend}: cannot be checked (no measured efficiency rows; {PAPER_EFFICIENCY})"]
     length = max(r["long_tokens"] for r in rows)
+    both = [r["long_tokens"] for r in rows if r["mode"] == "long" and r["forward"] == PER_SAMPLE]
+    if both and _pick([r for r in rows if r["long_tokens"] == max(both)], "solopo") is not None:
+        length = max(both)  # the longest length where solopo and the vanilla both ran
     at = [r for r in rows if r["long_tokens"] == length]
     # against per-sample vanilla, a per-sample solopo row isolates SoLo's own saving from prefix sharing
     solo, vanilla = _pick(at, "solopo", PER_SAMPLE), _pick([r for r in at if r["forward"] == PER_SAMPLE], "long")
@@ -247,6 +258,21 @@ def cheaper_lines(efficiency: dict[str, Any] | None) -> list[str]:
             f"{_compare(kit_solo, kit_long)}; the kit's long PO already runs the long prompt once per pair, so a "
             "small saving, or none, is expected here"
         )
+    return lines + _only_solopo_fits(all_rows)
+
+
+def _only_solopo_fits(rows: list[dict[str, Any]]) -> list[str]:
+    """A line for each long length where the vanilla (per-sample long PO) failed and a solopo case ran."""
+    lines = []
+    for length in sorted({r["long_tokens"] for r in rows}):
+        at = [r for r in rows if r["long_tokens"] == length]
+        vanilla = [r for r in at if r["mode"] == "long" and r["forward"] == PER_SAMPLE and "failed" in r]
+        solo = _pick(measured(at), "solopo", SHARED_PREFIX)
+        if vanilla and solo is not None:
+            lines.append(
+                f"At {length} long tokens only SoLo trained: {_row_label(solo)} took {solo['step_s']:.3f} s and "
+                f"{solo['peak_mib']:.1f} MiB, {_row_label(vanilla[0])} did not run ({vanilla[0]['failed']})"
+            )
     return lines
 
 
