@@ -61,11 +61,11 @@ PROFILES = {
     "cpu-long": CprsProfile(
         "recipes/tiny/cprs.yaml",
         "recipes/tiny/loong_eval.yaml",
-        # 2.5x the training records and steps, twice the held-out items per set (intervals ~1.4x narrower)
-        train=["cprs.limit=1000", "cprs.one_granularity_per_record=true", "train.lr=0.001", "train.warmup_steps=4"],
+        # every set-1 training record (500: 1.25x the records and steps), twice the held-out items per set
+        train=["cprs.limit=500", "cprs.one_granularity_per_record=true", "train.lr=0.001", "train.warmup_steps=4"],
         per_set=24,
         eval=["eval.generation.max_new_tokens=128"],
-        budget="2 CPU cores, about 100 minutes (estimated from the cpu profile's stage times)",
+        budget="2 CPU cores, about 60 minutes",
     ),
     "gpu": CprsProfile(
         "recipes/tiny/cprs.yaml",
@@ -135,17 +135,29 @@ def reproduce_cprs(profile_name: str, out: Path, l1_out: Path = Path("runs/repro
 
     spans = _span_metrics(records, compressed)
     notes = [f"Profile `{profile_name}` ({profile.budget}).", *clock.lines()]
-    notes.append(WORKSTATION_NOTE if profile.reader != "l1-sft" else CPU_NOTE)
+    notes.append(WORKSTATION_NOTE if profile.reader != "l1-sft" else cpu_note(recipe, out / "compressor"))
     return write_cprs_report(out, evals, spans, _ratios(records, compressed), latency, timing, notes)
 
 
-CPU_NOTE = (
-    "Scaled down against the paper: the compressor is SmolLM2-135M-Instruct (30 layers, the top 8 "
-    "bidirectional) instead of Qwen2-7B (28, top 7), trained on 400 Loong-mini set-1 records (one granularity "
-    "each, 100 steps) instead of 126K samples for 3 epochs; windows of 1,024 tokens instead of 8,192; "
-    "contexts of 0.5-5K tokens instead of 128K; "
-    "the reader is the L1 warm-up SFT policy (135M) instead of Qwen2.5-7B/32B-Instruct."
-)
+def cpu_note(recipe: Recipe, run_dir: Path) -> str:
+    """What the CPU profiles scaled down, with the compressor's training size read from its run."""
+    from repro.plots import read_step_rows
+
+    rows = read_step_rows(run_dir)
+    steps = rows[-1]["step"] if rows else 0
+    batch = recipe.train.micro_batch_size * recipe.train.grad_accum
+    chosen = recipe.cprs.sets
+    sets = ("set " if len(chosen) == 1 else "sets ") + ", ".join(map(str, chosen)) if chosen else "every set"
+    each = "one granularity each" if recipe.cprs.one_granularity_per_record else "every granularity"
+    return (
+        "Scaled down against the paper: the compressor is SmolLM2-135M-Instruct (30 layers, the top 8 "
+        f"bidirectional) instead of Qwen2-7B (28, top 7), trained for {steps} steps of {batch} Loong-mini records "
+        f"({sets}, {each}) instead of 126K samples for 3 epochs; windows of 1,024 tokens instead of "
+        "8,192; contexts of 0.5-5K tokens instead of 128K; "
+        "the reader is the L1 warm-up SFT policy (135M) instead of Qwen2.5-7B/32B-Instruct."
+    )
+
+
 WORKSTATION_NOTE = (
     "Scaled down against the paper: the compressor is Qwen2-1.5B-Instruct (QLoRA) instead of Qwen2-7B, trained "
     "on HotpotQA supporting facts and MuSiQue supporting paragraphs only (no NER, needle or summary labels); the "

@@ -70,7 +70,7 @@ PROFILES = {
         short_eval=[*_EVAL, "eval.limit=24"],
         budget="2 CPU cores, about 60 minutes with the L1 warm-up SFT reused",
     ),
-    # 2 CPU cores, about 100 minutes: DPO and SimPO (ORPO separated at `cpu`), twice the pairs trained for
+    # 2 CPU cores, about 90 minutes: DPO and SimPO (ORPO separated at `cpu`), twice the pairs trained for
     # one full epoch each, three times the long-context evaluation items
     "cpu-long": SoloProfile(
         "recipes/tiny/solopo.yaml",
@@ -80,7 +80,7 @@ PROFILES = {
         eval=[*_EVAL, "eval.limit=72"],
         short_eval=[*_EVAL, "eval.limit=24"],
         bench_ratios=(4, 8, 16),
-        budget="2 CPU cores, about 100 minutes with the L1 warm-up SFT reused",
+        budget="2 CPU cores, about 90 minutes with the L1 warm-up SFT reused",
     ),
     # one GPU: more pairs and samples, longer contexts measured
     "gpu": SoloProfile(

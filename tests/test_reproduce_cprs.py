@@ -45,3 +45,19 @@ def test_ratio_by_set_is_total_input_over_total_kept():
     ratios = _ratios(records, compressed)
     assert ratios[1] == {"input_tokens": 200, "kept_tokens": 15, "ratio": 400 / 30}
     assert ratios[2]["ratio"] == 50  # nothing kept: divided by 1, not by 0
+
+
+def test_the_cpu_note_gives_the_compressor_training_that_ran(tmp_path):
+    from repro.reproduce import load_stage_recipe
+    from repro.reproduce_cprs import cpu_note
+
+    batch = ["train.micro_batch_size=4", "train.grad_accum=2"]
+    run = tmp_path / "compressor"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.0}\n{"step": 3, "loss": 0.5}\n')
+    recipe = load_stage_recipe("recipes/tiny/cprs.yaml", [*batch, "cprs.sets=[1]"], "cprs")
+    recipe.cprs.one_granularity_per_record = True
+    assert "trained for 3 steps of 8 Loong-mini records (set 1, one granularity each)" in cpu_note(recipe, run)
+    recipe = load_stage_recipe("recipes/tiny/cprs.yaml", [*batch, "cprs.sets=[1, 2]"], "cprs")
+    recipe.cprs.one_granularity_per_record = False
+    assert "trained for 3 steps of 8 Loong-mini records (sets 1, 2, every granularity)" in cpu_note(recipe, run)

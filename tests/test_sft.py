@@ -96,6 +96,18 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(
     assert [strip(x) for x in cut_log] == [strip(x) for x in full_log]
 
 
+def test_a_run_killed_before_its_first_checkpoint_logs_each_step_once_on_resume(
+    tiny_model_dir, train_data, tmp_path, run_killed_after_step
+):
+    recipe = sft_recipe(tmp_path, tiny_model_dir, train_data, "sft.limit=8", "train.checkpoint_every=3")
+    run_killed_after_step(2, run_sft, recipe, tmp_path / "cut", DistInfo())  # steps 1-2 logged, no checkpoint
+    assert not list((tmp_path / "cut").glob("checkpoints/*"))
+    resumed = run_sft(recipe, tmp_path / "cut", DistInfo(), resume=True)
+    assert resumed.steps == 4  # 8 samples / 2 per micro-batch
+    steps = [json.loads(line)["step"] for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
 def test_two_processes_step_like_one_with_twice_the_batch(tiny_model_dir, train_data, tmp_path):
     common = [
         f"model.source={tiny_model_dir}",

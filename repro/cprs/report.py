@@ -79,8 +79,8 @@ def trend_lines(scores: dict[str, EvalScores], ratios: dict, timing: dict, laten
         )
     if unsettled:
         lines.append(
-            f"This run cannot separate {' or '.join(unsettled)} beyond the noise; a longer run with more "
-            "held-out items (README: `--profile cpu-long`) is what would"
+            f"This run cannot separate {' or '.join(unsettled)} beyond the noise: that needs more held-out items "
+            "than this run has"
         )
     return lines
 

@@ -213,8 +213,8 @@ class _Run:
             self.engine.load_state_dict(state.get("engine", {}))
             self.step_no = state["step"]
             log.info("resumed from %s (step %d of %d)", ckpt, self.step_no, self.total)
-            if self.dist.is_main:
-                _truncate_metrics(self.run_dir / "metrics.jsonl", self.step_no)
+        if resume and self.dist.is_main:  # without a checkpoint the run starts again at step 0
+            _truncate_metrics(self.run_dir / "metrics.jsonl", self.step_no)
         if self.cfg.tensorboard and self.dist.is_main:
             self.writer = _tensorboard(self.run_dir)
         self.bar = progress(self.total, "train", "step", initial=self.step_no, enabled=self.dist.is_main)
