@@ -108,7 +108,15 @@ PROFILES = {
         test_data=WS_TEST_DATA,
     ),
 }
-GRPO_OVERRIDES = ["rl.algorithm=grpo", "rl.eps_high=0.2"]  # GRPO: sequence-level loss, symmetric clip
+# GRPO as published, against the recipe's DAPO: symmetric clip 0.2, sequence-level averaging, no dynamic
+# sampling, no overlong shaping; the KL coefficient, entropy bonus and the rest stay as the recipe says.
+GRPO_OVERRIDES = [
+    "rl.algorithm=grpo",
+    "rl.eps_low=0.2",
+    "rl.eps_high=0.2",
+    "rl.dynamic_sampling=false",
+    "rl.reward.overlong_buffer=0",
+]
 
 
 def reproduce_l1(profile_name: str, out: Path, algorithms: tuple[str, ...] | None = None) -> Path:
@@ -124,7 +132,7 @@ def reproduce_l1(profile_name: str, out: Path, algorithms: tuple[str, ...] | Non
     sft = load_stage_recipe(profile.sft_recipe, [f"sft.data={profile.sft_data}", *profile.sft], "l1-sft")
     base_model = sft.model.source
     rl_overrides = [f"rl.data={profile.rl_data}", *profile.rl]
-    rl = {a: load_stage_recipe(profile.rl_recipe, [*rl_overrides, *_algo(a)], f"l1-{a}") for a in chosen}
+    rl = {a: load_stage_recipe(profile.rl_recipe, [*rl_overrides, *algorithm_overrides(a)], f"l1-{a}") for a in chosen}
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock(out)
     with clock("default model and data"):
@@ -160,7 +168,8 @@ def reproduce_l1(profile_name: str, out: Path, algorithms: tuple[str, ...] | Non
     return write_l1_report(out, evals, rl_runs, notes)
 
 
-def _algo(name: str) -> list[str]:
+def algorithm_overrides(name: str) -> list[str]:
+    """The overrides that turn the RL recipe into the arm `name` (dapo: the recipe as it is; grpo: as published)."""
     return GRPO_OVERRIDES if name == "grpo" else ["rl.algorithm=dapo"]
 
 

@@ -178,7 +178,10 @@ class RewardSection:
     """The hybrid reward: rule verification, optionally max'ed with an LLM judge (eval.llm_judge's settings)."""
 
     partial_credit: bool = True  # Loong-mini lists/dicts: F1 credit in [0, 1] instead of all-or-nothing
-    require_format: bool = False  # no "the answer is": reward 0
+    # the released grader (QwenLong-L1 verl/utils/reward_score/docqa.py): no "the answer is" after the last
+    # </think>, reward 0; require_think: no </think> at all, reward 0 (for reasoning models)
+    require_format: bool = True
+    require_think: bool = False
     numeric_rel_tol: float = _ranged(0.0015, 0.0)  # the paper's 0.15%
     overlong_buffer: int = _ranged(0, 0)  # DAPO's overlong shaping (0: off)
     overlong_factor: float = _ranged(1.0, 0.0)
@@ -217,7 +220,11 @@ class RlSection:
     kl_coef: float = _ranged(0.0, 0.0)
     scale_std: bool = True  # false: Dr. GRPO's advantages without the std
     dynamic_sampling: bool = True  # drop groups whose rewards are all equal, sample more prompts
+    # what dynamic sampling looks at, before overlong shaping: acc (correct or not, reward == 1, the released
+    # demo's filter_groups.metric=acc) or score (the rule/judge reward, partial credit included)
+    filter_metric: Literal["acc", "score"] = "acc"
     max_gen_batches: int = _ranged(3, 1)
+    entropy_coef: float = _ranged(0.0, 0.0)  # entropy bonus (the paper: 0.001); entropy is logged either way
     generation: GenerationSection = field(
         default_factory=lambda: GenerationSection(max_new_tokens=256, do_sample=True, temperature=0.7, top_p=0.95)
     )

@@ -56,6 +56,21 @@ def test_loss_sums_are_divided_by_the_units_the_losses_counted():
     assert model.weight.item() == pytest.approx(1.0 - 0.1, abs=1e-6)
 
 
+def test_max_metrics_take_the_largest_value_over_counted_micro_batches():
+    """ratio_max 1.5 (2 units), 3.0 (0 units: idle, not counted) and 1.2 (6 units): the step's max is 1.5, while a
+    plain metric is still unit-weighted, (2 * 1 + 6 * 3) / 8 = 2.5; a micro-batch without the key changes nothing."""
+    model = scalar_model()
+    engine = OptimizerStep(model, plain_cfg(), DistInfo(), torch.device("cpu"), torch.float32, total_steps=1)
+    batches = [{"u": 2, "m": 1.0, "x": 1.5}, {"u": 0, "m": 9.0, "x": 3.0}, {"u": 6, "m": 3.0, "x": 1.2}, {"u": 0}]
+
+    def loss(m, batch):
+        metrics = {"metric": batch["m"], "ratio_max": batch["x"]} if "m" in batch else {}
+        return LossOutput(m.weight.sum() * batch["u"], batch["u"], metrics)
+
+    outcome = engine.run(batches, loss, step=1)
+    assert outcome.metrics == {"metric": pytest.approx(2.5), "ratio_max": pytest.approx(1.5)}
+
+
 def test_a_non_finite_gradient_with_a_finite_loss_skips_the_update():
     class InfGrad(torch.autograd.Function):
         @staticmethod

@@ -17,6 +17,7 @@ from repro.train.logprobs import (
     sequence_logprobs,
     shifted_targets,
     token_logprobs,
+    token_logprobs_entropy,
 )
 
 
@@ -206,3 +207,34 @@ def test_scaled_logits_are_refused(lora_model):
             sequence_logprobs(lora_model, batch["input_ids"], batch["attention_mask"], batch["labels"])
     finally:
         handle.remove()
+
+
+def test_entropy_by_hand_and_at_the_sampling_temperature():
+    # h = [1]; W = [[0], [ln 3]]: logits [0, ln 3], p = [1/4, 3/4], H = -(1/4 ln 1/4 + 3/4 ln 3/4) = ln 4 - 3/4 ln 3
+    hidden = torch.tensor([[[1.0]]], dtype=torch.float64)
+    weight = torch.tensor([[0.0], [math.log(3)]], dtype=torch.float64)
+    lp, ent = token_logprobs_entropy(hidden, weight, torch.tensor([[1]]))
+    assert lp.item() == pytest.approx(math.log(3 / 4), abs=1e-12)
+    assert ent.item() == pytest.approx(math.log(4) - 0.75 * math.log(3), abs=1e-12)
+    # temperature 2: logits [0, ln 3 / 2] = [0, ln sqrt 3], p = [1, sqrt 3] / (1 + sqrt 3): flatter, more entropy
+    s = math.sqrt(3)
+    p = [1 / (1 + s), s / (1 + s)]
+    lp_t, ent_t = token_logprobs_entropy(hidden, weight, torch.tensor([[1]]), temperature=2.0)
+    assert lp_t.item() == pytest.approx(math.log(p[1]), abs=1e-12)
+    assert ent_t.item() == pytest.approx(-sum(q * math.log(q) for q in p), abs=1e-12)
+    assert ent_t.item() > ent.item()
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 1024])
+def test_entropy_matches_full_logits_in_value_and_gradient(chunk_size):
+    hidden, weight, bias, targets = random_case(torch.float64)
+    hidden.requires_grad_(True)
+    lp, ent = token_logprobs_entropy(hidden, weight, targets, chunk_size, bias, temperature=0.7)
+    logp = ((hidden @ weight.T + bias) / 0.7).log_softmax(-1)
+    full_ent = -(logp.exp() * logp).sum(-1)
+    full_ent = torch.where(targets == IGNORE_INDEX, torch.zeros_like(full_ent), full_ent)
+    torch.testing.assert_close(lp, full_logprobs(hidden, weight, targets, bias, 0.7))
+    torch.testing.assert_close(ent, full_ent)
+    (grad,) = torch.autograd.grad(ent.sum(), hidden)
+    (want,) = torch.autograd.grad(full_ent.sum(), hidden)
+    torch.testing.assert_close(grad, want)

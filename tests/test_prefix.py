@@ -8,7 +8,7 @@ import torch
 from repro.config import LoraSection, ModelSection
 from repro.modeling import load_model, trainable_parameters
 from repro.train import prefix_attention
-from repro.train.prefix import grouped_logprobs, grouped_logprobs_batch, per_sample_logprobs
+from repro.train.prefix import grouped_logprobs, grouped_logprobs_batch, per_sample_logprobs, response_stats
 from repro.train.prefix_attention import PrefixLayout
 
 ATOL = 1e-5
@@ -203,3 +203,19 @@ def test_layout_positions_and_indices():
     assert mask.int().tolist() == [[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]
     with pytest.raises(ValueError):
         PrefixLayout(0, (1,))
+
+
+@pytest.mark.parametrize("shared_prefix", [True, False])
+def test_response_stats_give_full_logit_logprobs_and_entropies_at_a_temperature(model, shared_prefix):
+    vocab = model.get_input_embeddings().weight.shape[0]
+    prompt, responses = group(vocab, 9, [3, 0, 5], seed=7)
+    logps, ents = response_stats(model, prompt, responses, shared_prefix, chunk_size=4, temperature=0.7)
+    p = len(prompt)
+    for resp, lp, ent in zip(responses, logps, ents, strict=True):
+        if not len(resp):
+            assert lp.shape == ent.shape == (0,)
+            continue
+        logits = model(input_ids=torch.cat([prompt, resp]).unsqueeze(0), use_cache=False).logits[0].float()
+        logq = (logits[p - 1 : p - 1 + len(resp)] / 0.7).log_softmax(-1)
+        torch.testing.assert_close(lp, logq.gather(-1, resp.unsqueeze(-1)).squeeze(-1), atol=ATOL, rtol=0)
+        torch.testing.assert_close(ent, -(logq.exp() * logq).sum(-1), atol=ATOL, rtol=0)

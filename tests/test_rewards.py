@@ -100,11 +100,12 @@ def test_sub_em_aliases():
 @pytest.mark.parametrize(
     ("prediction", "gold", "expected"),
     [
-        # 1% of 250 is 2.5: |252.4 - 250| = 2.4 passes, 2.6 does not, on both sides.
-        ("the answer is 252.4", "250", 1.0),
-        ("the answer is 252.6", "250", 0.0),
-        ("the answer is 247.6", "250", 1.0),
-        ("the answer is 247.4", "250", 0.0),
+        # The default tolerance is the paper's 0.15%: of 250 that is 0.375, so |250.37 - 250| = 0.37 passes and
+        # 0.38 does not, on both sides.
+        ("the answer is 250.37", "250", 1.0),
+        ("the answer is 250.38", "250", 0.0),
+        ("the answer is 249.63", "250", 1.0),
+        ("the answer is 249.62", "250", 0.0),
         # Scales x100, x1000, /100, /1000: 0.125 = 12.5 / 100; 12.5 = 0.125 * 100; 1.25 = 1250 / 1000.
         ("the answer is 0.125", "12.5%", 1.0),
         ("the answer is 12.5%", "0.125", 1.0),
@@ -218,7 +219,7 @@ def test_any_text_gets_a_reward_in_range(parts: list[str], gold: str):
 
 
 def test_non_str_predictions_are_read_as_text():
-    cfg = RewardConfig()
+    cfg = RewardConfig(require_format=False)  # a bare number has no "the answer is"
     assert rule_reward(None, rec("Paris"), cfg) == 0.0  # type: ignore[arg-type]
     assert rule_reward(250, rec("250"), cfg) == 1.0  # type: ignore[arg-type]
     assert rule_reward(10**5000, rec("1"), cfg) == 0.0  # type: ignore[arg-type]
@@ -291,8 +292,10 @@ def test_rule_reward_str_gold_takes_the_best_rule():
     cfg = RewardConfig()
     assert rule_reward("the answer is the city of Paris", rec("Paris"), cfg) == 1.0  # sub-EM
     assert rule_reward("the answer is 1234.50", rec("1,234.5"), cfg) == 1.0  # equal numbers
-    assert rule_reward("the answer is 252.4", rec("250"), cfg) == 1.0  # within 1%
-    assert rule_reward("the answer is 252.4", rec("250"), RewardConfig(numeric_rel_tol=0.0)) == 0.0
+    assert rule_reward("the answer is 250.3", rec("250"), cfg) == 1.0  # 0.3 <= 0.15% of 250 = 0.375
+    assert rule_reward("the answer is 250.3", rec("250"), RewardConfig(numeric_rel_tol=0.0)) == 0.0
+    assert rule_reward("the answer is 252.4", rec("250"), cfg) == 0.0  # 2.4 > 0.375
+    assert rule_reward("the answer is 252.4", rec("250"), RewardConfig(numeric_rel_tol=0.01)) == 1.0  # 2.4 <= 2.5
     assert rule_reward("the answer is 0.125", rec("12.5%"), cfg) == 1.0  # scale /100
     assert rule_reward("the answer is 8.2", rec("nine", aliases=("8.2",)), cfg) == 1.0  # alias
     assert rule_reward("the answer is London", rec("Paris"), cfg) == 0.0
@@ -310,7 +313,8 @@ def test_rule_reward_multiple_choice():
 
 
 def test_format_requirement():
-    on, off = RewardConfig(require_format=True), RewardConfig()
+    on, off = RewardConfig(), RewardConfig(require_format=False)
+    assert on.require_format is True and on.require_think is False  # the released grader's gate is the default
     assert rule_reward("Paris", rec("Paris"), off) == 1.0
     assert rule_reward("Paris", rec("Paris"), on) == 0.0
     assert rule_reward("So THE ANSWER IS Paris.", rec("Paris"), on) == 1.0

@@ -91,7 +91,8 @@ def test_policy_loss_negative_advantage_high_ratio_is_not_clipped():
     args = (logp, old, torch.tensor([-1.0]), torch.ones(1, 1), EPS_LOW, EPS_HIGH)
     loss_sum, units = policy_loss(*args, "token")
     assert (loss_sum.item(), units) == (pytest.approx(2.0), 1)
-    assert policy_loss_metrics(*args)["clip_frac"] == 0.0
+    m = policy_loss_metrics(*args)
+    assert (m["clip_frac_low"], m["clip_frac_high"], m["ratio_max"]) == (0.0, 0.0, pytest.approx(2.0))
 
 
 def test_policy_loss_with_k3_kl():
@@ -117,6 +118,26 @@ def test_policy_loss_with_k3_kl():
     assert plain.item() == pytest.approx(0.16, abs=1e-6)
 
 
+def test_policy_loss_with_an_entropy_bonus():
+    # entropies: seq1 [1.0, 2.0, 3.0], seq2 [4.0] (+ padding garbage). With entropy_coef 0.01 each token's loss
+    # drops by 0.01 * H: token level 0.16 - 0.01 * (1 + 2 + 3 + 4) = 0.06 over 4 tokens;
+    # sequence level 1.12 - 0.01 * (6 / 3 + 4) = 1.06 over 2 sequences.
+    ex = _example()
+    entropy = torch.tensor([[1.0, 2.0, 3.0], [4.0, 99.0, -99.0]], requires_grad=True)
+    kw = {"eps_low": EPS_LOW, "eps_high": EPS_HIGH, "entropy": entropy}
+    token_sum, _ = policy_loss(**ex, **kw, level="token", entropy_coef=0.01)
+    assert token_sum.item() == pytest.approx(0.06, abs=1e-6)
+    seq_sum, _ = policy_loss(**ex, **kw, level="sequence", entropy_coef=0.01)
+    assert seq_sum.item() == pytest.approx(1.06, abs=1e-6)
+    (g,) = torch.autograd.grad(token_sum, entropy)
+    assert torch.equal(g, torch.tensor([[-0.01, -0.01, -0.01], [-0.01, 0.0, 0.0]]))
+    # coefficient 0: the loss is unchanged, and the entropy is still reported
+    plain, _ = policy_loss(**ex, **kw, level="token")
+    assert plain.item() == pytest.approx(0.16, abs=1e-6)
+    m = policy_loss_metrics(**_example(False), eps_low=EPS_LOW, eps_high=EPS_HIGH, entropy=entropy)
+    assert m["entropy"] == pytest.approx(10 / 4)
+
+
 def test_policy_loss_gradients_flow_through_logp_only():
     ex = _example()
     loss_sum, units = policy_loss(**ex, eps_low=EPS_LOW, eps_high=EPS_HIGH, level="token")
@@ -132,12 +153,18 @@ def test_policy_loss_metrics():
     ex = _example(requires_grad=False)
     d = torch.tensor([[math.log(2), 0.0, -math.log(2)], [math.log(2), 0.0, 0.0]])
     m = policy_loss_metrics(**ex, eps_low=EPS_LOW, eps_high=EPS_HIGH, level="token", ref_logp=ex["logp"] + d)
-    assert m["clip_frac"] == pytest.approx(2 / 4)  # seq1 token 0 and seq2 token 0
-    assert m["ratio"] == pytest.approx((1.5 + 1.1 + 0.5 + 0.5) / 4, abs=1e-6)  # 0.9
+    # high side: seq1 token 0 (ratio 1.5 > 1.28, A > 0); low side: seq2 token 0 (ratio 0.5 < 0.8, A < 0).
+    # seq1 token 2 (ratio 0.5, A > 0) is below the range but min() takes the unclipped branch there: not counted.
+    assert m["clip_frac_high"] == pytest.approx(1 / 4)
+    assert m["clip_frac_low"] == pytest.approx(1 / 4)
+    assert m["ratio_mean"] == pytest.approx((1.5 + 1.1 + 0.5 + 0.5) / 4, abs=1e-6)  # 0.9
+    assert m["ratio_max"] == pytest.approx(1.5, abs=1e-6)  # the padding's e^130 is not a token
     assert m["kl"] == pytest.approx((0.30685282 + 0.0 + 0.19314718 + 0.30685282) / 4, abs=1e-6)
     seq = policy_loss_metrics(**ex, eps_low=EPS_LOW, eps_high=EPS_HIGH, level="sequence")
-    assert seq["clip_frac"] == pytest.approx((1 / 3 + 1) / 2)
-    assert seq["ratio"] == pytest.approx(((1.5 + 1.1 + 0.5) / 3 + 0.5) / 2, abs=1e-6)
+    assert seq["clip_frac_high"] == pytest.approx((1 / 3 + 0) / 2)
+    assert seq["clip_frac_low"] == pytest.approx((0 + 1) / 2)
+    assert seq["ratio_mean"] == pytest.approx(((1.5 + 1.1 + 0.5) / 3 + 0.5) / 2, abs=1e-6)
+    assert seq["ratio_max"] == pytest.approx(1.5, abs=1e-6)
     assert "kl" not in seq
 
 
@@ -148,7 +175,8 @@ def test_policy_loss_without_tokens_counts_nothing_but_keeps_the_graph():
         loss_sum, units = policy_loss(*args, level)
         assert (loss_sum.item(), units) == (0.0, 0)
         assert loss_sum.requires_grad
-    assert policy_loss_metrics(*args) == {"clip_frac": 0.0, "ratio": 0.0}
+    zero = {"clip_frac_low": 0.0, "clip_frac_high": 0.0, "ratio_mean": 0.0, "ratio_max": 0.0}
+    assert policy_loss_metrics(*args) == zero
     with pytest.raises(ValueError, match="level"):
         policy_loss(*args, "batch")
 
@@ -236,6 +264,7 @@ def test_fill_batch_over_two_processes_keeps_what_one_process_keeps():
     batches = [[MIXED, SAME, MIXED, MIXED], [MIXED, MIXED, SAME, SAME]]
     one, one_stats = fill_batch(lambda i: [Group(r, (i, j), order=j) for j, r in enumerate(batches[i])], 4, 5)
     assert [g.data for g in one] == [(0, 0), (0, 2), (0, 3), (1, 0)]
+    assert [g.rank for g in one] == [0, 1, 2, 3]
     gather, results = _ThreadGather(2), {}
 
     def process(rank: int) -> None:
@@ -251,5 +280,7 @@ def test_fill_batch_over_two_processes_keeps_what_one_process_keeps():
         t.join(timeout=30)
     assert [g.data for g in results[0][0]] == [(0, 0), (0, 2), (1, 0)]
     assert [g.data for g in results[1][0]] == [(0, 3)]
+    # each kept group's place among everyone's kept groups: the same as in the one-process run
+    assert [g.rank for g in results[0][0]] == [0, 1, 3] and [g.rank for g in results[1][0]] == [2]
     expected = FillStats(generated=8, kept=5, used=4, batches=2, gave_up=False)
     assert results[0][1] == results[1][1] == one_stats == expected

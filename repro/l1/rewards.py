@@ -11,7 +11,7 @@ from typing import Any
 
 from repro.data.schema import Record
 from repro.errors import ConfigError
-from repro.loong.answers import extract_answer, normalize_text, parse_number
+from repro.loong.answers import ANSWER_PHRASE, extract_answer, normalize_text, parse_number
 from repro.loong.eval import ORDERED_SUBTASKS
 from repro.loong.judges import as_text, format_gold, rule_score
 
@@ -25,8 +25,10 @@ Judge = Callable[[list[Messages]], list[str | Exception]]
 @dataclass
 class RewardConfig:
     partial_credit: bool = True  # list/dict golds earn rule_score / 100 rather than all-or-nothing
-    require_format: bool = False  # no "the answer is" (after any </think>): reward 0, and the judge is not asked
-    numeric_rel_tol: float = 0.01
+    # the released grader (docqa.py): no "the answer is" after the last </think>, reward 0 and no judge is asked
+    require_format: bool = True
+    require_think: bool = False  # a reasoning model's recipe: no </think> in the response, reward 0
+    numeric_rel_tol: float = 0.0015  # the paper's 0.15%
     overlong_buffer: int = 0  # 0: no overlong shaping
     overlong_factor: float = 1.0
     llm_judge: bool = False
@@ -66,26 +68,39 @@ def _tokens(text: str) -> str:
 
 
 def _sub_em_answer(answer: str, golds: Iterable[str]) -> float:
-    haystack = f" {_tokens(answer)} "
+    answer_tokens = _tokens(answer)
+    if not answer_tokens:
+        return 0.0
+    haystack = f" {answer_tokens} "
     for gold in golds:
         needle = _tokens(as_text(gold))
-        if needle and f" {needle} " in haystack:
+        if needle and (f" {needle} " in haystack or haystack in f" {needle} "):
             return 1.0
     return 0.0
 
 
 def sub_em(prediction: str, gold: str, aliases: Iterable[str] = ()) -> float:
-    """1.0 when the gold (or an alias) occurs in the extracted answer as a run of whole tokens, else 0.0.
+    """1.0 when the gold (or an alias) occurs in the extracted answer, or the answer in the gold, as a run of
+    whole tokens, else 0.0 (the released grader's sub-EM, both ways).
 
     Both sides are normalised with normalize_text (lower case, punctuation and articles deleted, whitespace
     collapsed) after two number-preserving steps: a thousands comma between digits is dropped ("1,250" ->
     "1250"), and a decimal point between digits and a leading minus sign survive, so "1.5" never matches "15"
-    nor "-3" match "3". The normalised gold, split on whitespace, must appear as a contiguous sequence of
-    tokens of the normalised answer: "a" does not match inside "banana", "new york" matches "in new york
-    city". A gold that normalises to nothing (empty, only punctuation) never matches. The answer is
-    extract_answer(prediction): after the last </think>, after the last "the answer is".
+    nor "-3" match "3". One side, split on whitespace, must appear as a contiguous sequence of tokens of the
+    other: "a" does not match inside "banana", "new york" matches "in new york city" and "york" matches gold
+    "new york". A side that normalises to nothing (empty, only punctuation) never matches. The answer is
+    extract_answer(prediction): after the last </think>, after the last "the answer is"; the gold is read the
+    same way when it carries the phrase (reference_answer).
     """
-    return _sub_em_answer(extract_answer(as_text(prediction)), [gold, *aliases])
+    golds = [reference_answer(g) for g in (gold, *aliases)]
+    return _sub_em_answer(extract_answer(as_text(prediction)), golds)
+
+
+def reference_answer(gold: str) -> str:
+    """The gold as the released grader reads it: the text after its last "the answer is" when it has one
+    ("Therefore, the answer is London." -> "London"), else the gold unchanged."""
+    gold = as_text(gold)
+    return extract_answer(gold) if ANSWER_PHRASE.search(gold) else gold
 
 
 # --- numbers ---------------------------------------------------------------------------------------------------
@@ -124,7 +139,7 @@ def _numbers_close(pred: float, gold: float, rel_tol: float) -> bool:
     return False
 
 
-def numeric_match(prediction: str, gold: str, rel_tol: float = 1e-2) -> float:
+def numeric_match(prediction: str, gold: str, rel_tol: float = 0.0015) -> float:
     """1.0 when the extracted answer and the gold read as numbers (read_number) that agree, else 0.0.
 
     They agree when |pred - gold * s| <= rel_tol * |gold * s| for a scale s in 1, 100, 1000, 1/100, 1/1000
@@ -133,7 +148,7 @@ def numeric_match(prediction: str, gold: str, rel_tol: float = 1e-2) -> float:
     """
     tol = rel_tol if isinstance(rel_tol, (int, float)) and math.isfinite(rel_tol) and rel_tol > 0 else 0.0
     pred = read_number(extract_answer(as_text(prediction)))
-    ref = read_number(as_text(gold))
+    ref = read_number(reference_answer(gold))
     return 1.0 if pred is not None and ref is not None and _numbers_close(pred, ref, tol) else 0.0
 
 
@@ -142,19 +157,29 @@ def numeric_match(prediction: str, gold: str, rel_tol: float = 1e-2) -> float:
 # A capital letter at the start followed by ")", ".", ":" or the end ("B", "(B) Paris", "B. Paris", "Option B");
 # a lower-case one only alone, since "a" at the start of a sentence is usually the article.
 _CHOICE = re.compile(r"(?:(?i:option|choice)\s+)?[(\[]?([A-E])(?:[)\].:]|$)")
-_CHOICE_ALONE = re.compile(r"(?:(?i:option|choice)\s+)?[(\[]?\s*([A-Ea-e])\s*[)\]]?\.?")
+_CHOICE_ALONE = re.compile(r"(?:(?i:option|choice)\s+)?[(\[]?\s*([A-E])\s*[)\]]?\.?", re.IGNORECASE)
+# Another option named in the same answer: "(C)" anywhere, or a letter after "or", "and", "/", "," or "&"
+# ("B or C", "(B) or (C)", "B/C"). A hedge over two letters names no single option.
+_OTHER_CHOICE = re.compile(
+    r"\(([A-E])\)|(?:\b(?i:or|and)\b|[/,&])\s*(?:(?i:option|choice)\s+)?\(?([A-E])\b(?![\w'])"
+)
 
 
 def choice_letter(text: str) -> str | None:
-    """The option letter A-E that text starts with, upper-cased; None when it names none."""
+    """The one option letter A-E that text names first, upper-cased; None when it names none, or more than one."""
     text = as_text(text).strip()[:200]
     m = _CHOICE_ALONE.fullmatch(text) or _CHOICE.match(text)
-    return m.group(1).upper() if m else None
+    if not m:
+        return None
+    letter = m.group(1).upper()
+    others = {a or b for a, b in _OTHER_CHOICE.findall(text)} - {letter}
+    return None if others else letter
 
 
 def choice_match(prediction: str, gold: str) -> float:
-    """1.0 when the extracted answer names the gold's option letter (gold "B", "(B)", "B." or "B. text")."""
-    want = choice_letter(as_text(gold))
+    """1.0 when the extracted answer names the gold's option letter and no other (gold "B", "(B)", "B. text"
+    or "The correct answer is (B)"); "(B) or (C)" names two and earns 0."""
+    want = choice_letter(reference_answer(gold))
     return 1.0 if want is not None and choice_letter(extract_answer(as_text(prediction))) == want else 0.0
 
 
@@ -180,37 +205,43 @@ def structured_score(prediction: str, target: Record | tuple[Gold, bool | None],
     return 1.0 if score == 100.0 else 0.0
 
 
-_ANSWER_PHRASE = re.compile(r"the answer is", re.IGNORECASE)
-
-
 def has_answer_format(prediction: str) -> bool:
-    """Whether the response says "the answer is" (case-insensitive), after the last </think> when it has one."""
+    """Whether the response says "the answer is" (or "the correct answer is"; any case) after its last </think>."""
     text = as_text(prediction)
-    return bool(_ANSWER_PHRASE.search(text.rsplit("</think>", 1)[-1]))
+    return bool(ANSWER_PHRASE.search(text.rsplit("</think>", 1)[-1]))
+
+
+def passes_format(prediction: str, cfg: RewardConfig) -> bool:
+    """The format gate: cfg.require_think wants a </think>, cfg.require_format the answer phrase after it."""
+    text = as_text(prediction)
+    if cfg.require_think and "</think>" not in text:
+        return False
+    return not cfg.require_format or has_answer_format(text)
 
 
 def rule_reward(prediction: str, record: Record, cfg: RewardConfig) -> float:
     """The rule-based reward in [0, 1] of one response.
 
-    str gold: 1.0 when any of sub_em, rule_score's exact match (normalised text or equal numbers) or
-    numeric_match holds against the gold or an alias, else 0.0. For task "multiple_choice" with a gold that
-    names an option letter, only the exact match and choice_match count: sub-EM would reward hedging ("A or B"
-    holds the token "b"). list/dict gold: structured_score with cfg.partial_credit. With cfg.require_format a
-    response without "the answer is" (after any </think>) gets 0.
+    The format gate first (passes_format): a response that fails it earns 0. str gold (read by
+    reference_answer, so a gold that itself says "the answer is X" means X): 1.0 when any of rule_score's exact
+    match (normalised text or equal numbers), sub-EM both ways, or a numeric match within cfg.numeric_rel_tol
+    (at a scale of 1, 100, 1000, 1/100 or 1/1000) holds against the gold or an alias, else 0.0. For task
+    "multiple_choice" with a gold that names an option letter only the letter counts (choice_match): sub-EM would
+    reward hedging ("A or B" holds the token "b"). list/dict gold: structured_score with cfg.partial_credit.
     """
     text = as_text(prediction)
-    if cfg.require_format and not has_answer_format(text):
+    if not passes_format(text, cfg):
         return 0.0
     gold = record.answer
     if not isinstance(gold, str):
         return structured_score(text, record, cfg.partial_credit)
-    if rule_score(text, gold, aliases=record.answer_aliases) == 100.0:
+    golds = [reference_answer(g) for g in (gold, *record.answer_aliases)]
+    letter = choice_letter(golds[0]) if record.task == "multiple_choice" else None
+    if letter is not None:
+        return choice_match(text, golds[0])
+    if rule_score(text, golds[0], aliases=golds[1:]) == 100.0:
         return 1.0
     answer = extract_answer(text)
-    letter = choice_letter(gold) if record.task == "multiple_choice" else None
-    if letter is not None:
-        return 1.0 if choice_letter(answer) == letter else 0.0
-    golds = [gold, *record.answer_aliases]
     if _sub_em_answer(answer, golds):
         return 1.0
     pred = read_number(answer)
@@ -263,7 +294,7 @@ _VERDICT = re.compile(r"\[\[\s*(YES|NO)\s*\]\]", re.IGNORECASE)
 
 def judge_messages(prediction: str, record: Record) -> Messages:
     """The judge chat for one response: JUDGE_PROMPT with the question, gold (and aliases) and extracted answer."""
-    gold = format_gold(record.answer)
+    gold = format_gold(reference_answer(record.answer) if isinstance(record.answer, str) else record.answer)
     if record.answer_aliases:
         gold += "\n(also accepted: " + "; ".join(record.answer_aliases) + ")"
     prompt = JUDGE_PROMPT.format(question=record.question, gold=gold, prediction=extract_answer(as_text(prediction)))
@@ -286,7 +317,7 @@ def hybrid_rewards(
     """QwenLong-L1's reward per response: max(rule_reward, LLM judge verdict).
 
     The judge is asked only when cfg.llm_judge is on, and only about the responses whose rule reward is below
-    1.0 (and, with cfg.require_format, that have the format), all in one call of `judge` with their chats in
+    1.0 and that pass the format gate (passes_format), all in one call of `judge` with their chats in
     order. A reply that is an exception or has no verdict, or a judge call that raises, leaves judge None and
     total = rule. The overlong penalty is not included: the caller adds overlong_penalty() to total, since it
     needs token lengths that only the trainer knows.
@@ -300,7 +331,7 @@ def hybrid_rewards(
     verdicts: list[float | None] = [None] * len(texts)
     if cfg.llm_judge and judge is not None:
         asked = [
-            i for i, rule in enumerate(rules) if rule < 1.0 and (not cfg.require_format or has_answer_format(texts[i]))
+            i for i, rule in enumerate(rules) if rule < 1.0 and passes_format(texts[i], cfg)
         ]
         if asked:
             replies = _ask(judge, [judge_messages(texts[i], records[i]) for i in asked])

@@ -35,7 +35,8 @@ class _TokenTerms:
     loss: torch.Tensor  # [N, T] per-token loss, 0 where masked out
     mask: torch.Tensor  # [N, T] bool
     ratio: torch.Tensor  # [N, T], 1 where masked out
-    clipped: torch.Tensor  # [N, T] bool: the clipped term was the one chosen, and it differs
+    clipped_low: torch.Tensor  # [N, T] bool: ratio < 1 - eps_low, A < 0: the clipped branch is taken
+    clipped_high: torch.Tensor  # [N, T] bool: ratio > 1 + eps_high, A > 0: the clipped branch is taken
     kl: torch.Tensor | None  # [N, T] k3 estimate, 0 where masked out
 
 
@@ -48,10 +49,13 @@ def _token_terms(
     eps_high: float,
     ref_logp: torch.Tensor | None,
     kl_coef: float,
+    entropy: torch.Tensor | None = None,
+    entropy_coef: float = 0.0,
 ) -> _TokenTerms:
     if logp.dim() != 2:
         raise ValueError(f"logp must be [N, T], got shape {tuple(logp.shape)}")
     shapes = [("old_logp", old_logp), ("mask", mask)] + ([("ref_logp", ref_logp)] if ref_logp is not None else [])
+    shapes += [("entropy", entropy)] if entropy is not None else []
     for name, t in shapes:
         if t.shape != logp.shape:
             raise ValueError(f"{name} has shape {tuple(t.shape)}, logp has {tuple(logp.shape)}")
@@ -75,11 +79,15 @@ def _token_terms(
         kl = torch.where(keep, torch.exp(diff) - diff - 1.0, zero)
         if kl_coef:
             per_token = per_token + kl_coef * kl
+    if entropy is not None and entropy_coef:
+        per_token = per_token - entropy_coef * torch.where(keep, entropy.to(dtype), zero)
+    taken = keep & (clipped_obj.detach() < unclipped.detach())  # the clipped branch is the one min() takes
     return _TokenTerms(
         loss=torch.where(keep, per_token, zero),
         mask=keep,
         ratio=ratio,
-        clipped=keep & (clipped_obj.detach() < unclipped.detach()),
+        clipped_low=taken & (ratio.detach() < 1.0),
+        clipped_high=taken & (ratio.detach() > 1.0),
         kl=kl,
     )
 
@@ -105,16 +113,20 @@ def policy_loss(
     level: Level,
     ref_logp: torch.Tensor | None = None,
     kl_coef: float = 0.0,
+    entropy: torch.Tensor | None = None,
+    entropy_coef: float = 0.0,
 ) -> tuple[torch.Tensor, int]:
     """The clipped surrogate loss as (loss_sum, units); `loss_sum / units` is the loss.
 
     Per token: -min(ratio·A, clip(ratio, 1-eps_low, 1+eps_high)·A) with ratio = exp(logp - old_logp), plus
-    kl_coef times the k3 estimate of KL(policy || reference) when `ref_logp` is given. "token" (DAPO) sums over
-    every masked token, units = masked tokens; "sequence" (GRPO) sums each sequence's masked-token mean,
-    units = sequences with at least one masked token. Gradients flow through `logp` only. The loss sum is part
-    of the graph even when there are no units, so every process of a DDP run still takes part in backward.
+    kl_coef times the k3 estimate of KL(policy || reference) when `ref_logp` is given, minus entropy_coef times
+    the token's entropy when `entropy` is given (the entropy bonus, averaged like the rest, as verl does).
+    "token" (DAPO) sums over every masked token, units = masked tokens; "sequence" (GRPO) sums each sequence's
+    masked-token mean, units = sequences with at least one masked token. Gradients flow through `logp` (and
+    `entropy`) only. The loss sum is part of the graph even when there are no units, so every process of a DDP
+    run still takes part in backward.
     """
-    terms = _token_terms(logp, old_logp, advantages, mask, eps_low, eps_high, ref_logp, kl_coef)
+    terms = _token_terms(logp, old_logp, advantages, mask, eps_low, eps_high, ref_logp, kl_coef, entropy, entropy_coef)
     return _aggregate(terms.loss, terms.mask, level)
 
 
@@ -127,24 +139,34 @@ def policy_loss_metrics(
     eps_high: float,
     level: Level = "token",
     ref_logp: torch.Tensor | None = None,
+    entropy: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Diagnostics of `policy_loss`, as means over the same units the loss counts at `level`.
 
-    clip_frac: share of tokens where the clipped term was chosen and differs from the unclipped one;
-    ratio: mean importance ratio; kl: mean k3 estimate (only when `ref_logp` is given). At "token" level these
-    are per-token means; at "sequence" level, means over sequences of each sequence's token mean, so the
-    engine's weighting by units stays exact. All 0.0 when there is no unit.
+    clip_frac_low / clip_frac_high: share of tokens where the clipped branch is the one min() takes, on the
+    low side (ratio < 1 - eps_low, A < 0) and the high side (ratio > 1 + eps_high, A > 0); ratio_mean: mean
+    importance ratio; ratio_max: its largest value over the masked tokens (the engine takes the max over the
+    step); kl: mean k3 estimate (only when `ref_logp` is given); entropy: mean entropy (only when given). At
+    "token" level these are per-token means; at "sequence" level, means over sequences of each sequence's token
+    mean, so the engine's weighting by units stays exact. All 0.0 when there is no unit.
     """
     with torch.no_grad():
         terms = _token_terms(logp, old_logp, advantages, mask, eps_low, eps_high, ref_logp, 0.0)
         keep = terms.mask.float()
-        values = {"clip_frac": terms.clipped.float(), "ratio": terms.ratio * keep}
+        values = {
+            "clip_frac_low": terms.clipped_low.float(),
+            "clip_frac_high": terms.clipped_high.float(),
+            "ratio_mean": terms.ratio * keep,
+        }
         if terms.kl is not None:
             values["kl"] = terms.kl
+        if entropy is not None:
+            values["entropy"] = entropy.detach().to(keep.dtype) * keep
         out: dict[str, float] = {}
         for name, per_token in values.items():
             total, units = _aggregate(per_token, terms.mask, level)
             out[name] = float(total.item()) / units if units else 0.0
+        out["ratio_max"] = float(terms.ratio[terms.mask].max().item()) if terms.mask.any() else 0.0
     return out
 
 
@@ -173,11 +195,13 @@ class Group:
 
     `order` is the group's place in its generation batch over all processes (prompt i of the batch's draw),
     so that every process agrees on which groups fill the batch; None: its index in what make_groups returned.
+    `rank` is set by fill_batch: the group's place among all the groups the batch keeps, over all processes.
     """
 
     rewards: torch.Tensor
     data: Any = None
     order: int | None = None
+    rank: int | None = None
 
 
 @dataclass
@@ -213,7 +237,8 @@ def fill_batch(
 
     Several processes: each makes its own share of every batch and `gather` (an all-gather of one object per
     process) shares what each kept, so that all take the same decisions and together keep the first `want`
-    groups in (batch, order) order, as one process making the whole batch would. Each returns its own.
+    groups in (batch, order) order, as one process making the whole batch would. Each returns its own, with
+    its `rank` (place among the kept groups of every process) set where the group has that attribute.
 
     Running out of batches is not an error: the groups there are come back (possibly none) with
     `gave_up=True`, and the caller trains on them or skips the update.
@@ -237,8 +262,12 @@ def fill_batch(
             stats.generated += generated
             everyone.extend(keys)
         stats.batches += 1
-    chosen = set(sorted(everyone)[:want])
+    ranks = {key: i for i, key in enumerate(sorted(everyone)[:want])}
+    chosen = set(ranks)
     out = [g for key, g in sorted(mine, key=lambda kg: kg[0]) if key in chosen]
+    for key, g in mine:
+        if key in chosen and hasattr(g, "rank"):
+            g.rank = ranks[key]
     stats.kept = len(everyone)
     stats.gave_up = stats.kept < want
     stats.used = len(chosen)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,20 +22,23 @@ from repro.modeling import reference_policy
 from repro.train.dist import DistInfo, all_gather_object
 from repro.train.engine import LossOutput, unwrap
 from repro.train.loop import OnlineRound
-from repro.train.prefix import grouped_logprobs, per_sample_logprobs
+from repro.train.prefix import grouped_logprobs, per_sample_logprobs, response_stats
 
 log = logging.getLogger("repro.rl")
 
 
 @dataclass
 class Rollout:
-    """One prompt's group: the example, its place in the batch's draw, its prompt ids, the G samples, rewards."""
+    """One prompt's group: the example, its place in the batch's draw, its prompt ids, the G samples, their
+    shaped rewards (for the advantages), what dynamic sampling filters on, and the sampling temperature."""
 
     example: str
     order: int
     prompt: torch.Tensor
     samples: list[Sample]
     rewards: torch.Tensor
+    filter_values: torch.Tensor
+    temperature: float
 
 
 @dataclass
@@ -52,6 +56,7 @@ def reward_config(r: RewardSection) -> RewardConfig:
     return RewardConfig(
         partial_credit=r.partial_credit,
         require_format=r.require_format,
+        require_think=r.require_think,
         numeric_rel_tol=r.numeric_rel_tol,
         overlong_buffer=r.overlong_buffer,
         overlong_factor=r.overlong_factor,
@@ -94,7 +99,10 @@ class RlSource:
     A round = `prompts_per_round` groups of `group_size` rollouts (more generation batches while dynamic
     sampling filters groups, up to `max_gen_batches`), split into `mini_batches` optimizer updates, repeated
     for `ppo_epochs`. Phases count rounds. Old log-probs come from one no-grad pass when a round makes more
-    than one update (before that, the policy is the one that sampled).
+    than one update (before that, the policy is the one that sampled), so from the second update on the ratio
+    moves and the clip can bind. Log-probs, old, new and reference, use the logits divided by the temperature the
+    group was sampled at. Dynamic sampling looks at accuracy (`filter_metric: acc`) or the rule/judge score
+    (`score`), never at the overlong penalty; the advantages use the shaped reward.
 
     Several processes: all draw the same prompts from one curriculum; process r makes the groups of prompts
     r, r + world, ... Every process records every group's rewards in its difficulty table (gathered), and
@@ -145,16 +153,19 @@ class RlSource:
 
         def make_groups(batch_no: int) -> list[Group]:
             rollouts = self._rollouts(policy, round_no, batch_no, phase, timing, scored)
-            return [Group(r.rewards, r, order=r.order) for r in rollouts]
+            return [Group(r.filter_values, r, order=r.order) for r in rollouts]
 
         if self.cfg.dynamic_sampling:
             want, tries = self.cfg.prompts_per_round, self.cfg.max_gen_batches
             kept, stats = fill_batch(make_groups, want, tries, gather=all_gather_object)
         else:
             kept = make_groups(0)
+            for g in kept:
+                g.rank = g.order
             n = len(scored)
             stats = FillStats(n, n, n, 1, False)
         groups = [g.data for g in kept]
+        ranks = [g.rank for g in kept]
         if stats.gave_up:
             log.info(
                 "round %d: %d of %d groups with a reward spread after %d generation batches; training on those",
@@ -166,10 +177,12 @@ class RlSource:
             self._old_logprobs(policy, batches)
         old_s = time.perf_counter() - old_started
         all_rewards = torch.tensor([r for s in scored for r in s.rewards], dtype=torch.float32)
+        correct = [float(r >= 1.0) for s in scored for r in s.rule]
         lengths = [n for s in scored for n in s.lengths]
         metrics = {
             "phase": float(phase),
             "reward_mean": float(all_rewards.mean()) if len(all_rewards) else 0.0,
+            "acc_mean": sum(correct) / len(correct) if correct else 0.0,
             "reward_std": float(all_rewards.std()) if len(all_rewards) > 1 else 0.0,
             "groups_generated": float(stats.generated),
             "groups_used": float(stats.used),
@@ -181,7 +194,8 @@ class RlSource:
             "seconds_old_logprobs": old_s,
             "seconds_round_prep": time.perf_counter() - started,
         }
-        return OnlineRound(updates=self._updates(batches), metrics=metrics)
+        updates = split_into_updates(batches, ranks, self.cfg.mini_batches, self.cfg.ppo_epochs, all_gather_object)
+        return OnlineRound(updates=updates, metrics=metrics)
 
     def _rollouts(
         self, policy: Any, round_no: int, batch_no: int, phase: int, timing: dict[str, float], scored: list[Scored]
@@ -215,8 +229,17 @@ class RlSource:
                 for r, s in zip(results, samples, strict=True)
             ]
             lengths = [len(s.token_ids) for s in samples]
-            local.append(Scored(order, example, [r.total for r in results], rewards, lengths))
-            out.append(Rollout(example, order, self.prompts[example], samples, torch.tensor(rewards)))
+            scores = [r.total for r in results]
+            # accuracy (or the score) before overlong shaping: a length penalty alone is no reason to keep a group
+            kept_on = [float(x >= 1.0) for x in scores] if self.cfg.filter_metric == "acc" else scores
+            local.append(Scored(order, example, scores, rewards, lengths))
+            temperature = gen.temperature if gen.do_sample else 1.0
+            out.append(
+                Rollout(
+                    example, order, self.prompts[example], samples, torch.tensor(rewards), torch.tensor(kept_on),
+                    temperature,
+                )
+            )  # fmt: skip
         everyone = sorted((s for part in all_gather_object(local) for s in part), key=lambda s: s.order)
         for s in everyone:
             self.sampler.update(s.example, s.rule)
@@ -233,18 +256,9 @@ class RlSource:
             "responses": responses,
             "advantages": advantages,
             "old_logp": None,
+            "temperature": rollout.temperature,
             "num_tokens": len(rollout.prompt) + sum(len(r) for r in responses),
         }
-
-    def _updates(self, batches: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-        """mini_batches updates per epoch, each with a micro-batch per group of this process. Idle micro-batches
-        pad every process to as many groups as the busiest, and an update left without a group gets one, so
-        that every process runs the same number of backward passes (DDP syncs on each process's last one)."""
-        busiest = max(all_gather_object(len(batches)))
-        batches = batches + [{"idle": True}] * (busiest - len(batches))
-        n = self.cfg.mini_batches
-        chunks = [batches[i::n] for i in range(n)]
-        return [chunk or [{"idle": True}] for _ in range(self.cfg.ppo_epochs) for chunk in chunks]
 
     @torch.no_grad()
     def _old_logprobs(self, policy: Any, batches: list[dict[str, Any]]) -> None:
@@ -252,19 +266,26 @@ class RlSource:
             batch["old_logp"] = [lp.detach() for lp in self._logprobs(policy, batch)]
 
     def _logprobs(self, model: Any, batch: dict[str, Any]) -> list[torch.Tensor]:
+        """The responses' log-probs at the temperature they were sampled with (as verl): old and reference."""
         forward = grouped_logprobs if self.recipe.train.shared_prefix else per_sample_logprobs
+        prompt, responses = self._on_device(model, batch)
+        return forward(model, prompt, responses, self.recipe.train.logprob_chunk, batch.get("temperature", 1.0))
+
+    def _on_device(self, model: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         device = next(unwrap(model).parameters()).device
-        prompt = batch["prompt"].to(device)
-        responses = [r.to(device) for r in batch["responses"]]
-        return forward(model, prompt, responses, chunk_size=self.recipe.train.logprob_chunk)
+        return batch["prompt"].to(device), [r.to(device) for r in batch["responses"]]
 
     # --- the loss ------------------------------------------------------------------------------
 
     def loss(self, model: Any, batch: dict[str, Any]) -> LossOutput:
         if batch.get("idle"):
             return self._idle_loss(model)
-        logps = self._logprobs(model, batch)
+        prompt, responses = self._on_device(model, batch)
+        temperature = batch.get("temperature", 1.0)
+        shared, chunk = self.recipe.train.shared_prefix, self.recipe.train.logprob_chunk
+        logps, entropies = response_stats(model, prompt, responses, shared, chunk, temperature)
         logp, mask = _pad(logps)
+        entropy = _pad(entropies)[0]
         old = _pad(batch["old_logp"])[0] if batch["old_logp"] is not None else logp.detach()
         ref = None
         if self.cfg.kl_coef > 0:
@@ -272,10 +293,10 @@ class RlSource:
                 ref = _pad(self._logprobs(reference, batch))[0]
         advantages = batch["advantages"].to(logp.device)
         args = (logp, old, advantages, mask, self.cfg.eps_low, self.cfg.eps_high, self.level)
-        loss_sum, units = policy_loss(*args, ref_logp=ref, kl_coef=self.cfg.kl_coef)
-        metrics = policy_loss_metrics(*args, ref_logp=ref)
-        # -log p of sampled tokens: a Monte Carlo estimate of the policy's entropy (exact in expectation at T=1)
-        metrics["entropy"] = float(-(logp.detach() * mask).sum() / mask.sum().clamp(min=1))
+        loss_sum, units = policy_loss(
+            *args, ref_logp=ref, kl_coef=self.cfg.kl_coef, entropy=entropy, entropy_coef=self.cfg.entropy_coef
+        )
+        metrics = policy_loss_metrics(*args, ref_logp=ref, entropy=entropy)
         return LossOutput(loss_sum, units, metrics)
 
     def _idle_loss(self, model: Any) -> LossOutput:
@@ -284,6 +305,28 @@ class RlSource:
         pad = self.tokenizer.pad_token_id or 0
         out = model(input_ids=torch.tensor([[pad]], device=device)).logits
         return LossOutput(out.float().sum() * 0.0, 0)
+
+
+def split_into_updates(
+    batches: list[dict[str, Any]],
+    ranks: list[int],
+    mini_batches: int,
+    ppo_epochs: int,
+    gather: Callable[[Any], list[Any]] = lambda x: [x],
+) -> list[list[dict[str, Any]]]:
+    """A round's groups as `mini_batches` optimizer updates per epoch, repeated for `ppo_epochs` epochs.
+
+    The group of rank i (its place among the round's kept groups over all processes) goes to update
+    i mod mini_batches, one micro-batch a group, so the updates are the same on one process or several, and
+    differ in size by one group at most. Idle micro-batches pad each update to the busiest process's count
+    there (at least one), so that every process runs the same number of backward passes (DDP syncs on each
+    process's last one). `gather` is an all-gather of one object per process.
+    """
+    mine = [[b for b, r in zip(batches, ranks, strict=True) if r % mini_batches == u] for u in range(mini_batches)]
+    counts = gather([len(chunk) for chunk in mine])
+    widest = [max(1, *(c[u] for c in counts)) for u in range(mini_batches)]
+    updates = [chunk + [{"idle": True}] * (widest[u] - len(chunk)) for u, chunk in enumerate(mine)]
+    return [list(update) for _ in range(ppo_epochs) for update in updates]
 
 
 def _sampling_seed(seed: int, round_no: int, batch_no: int, order: int) -> int:

@@ -20,7 +20,8 @@ MAX_JSON_DEPTH = 50
 # Python refuses int() on more than 4,300 digits.
 _MAX_INT_DIGITS = 400
 
-_ANSWER_PHRASE = re.compile(r"the answer is", re.IGNORECASE)
+# "The correct answer is (B)" is the multiple-choice form of QwenLong-L1's prompts.
+ANSWER_PHRASE = re.compile(r"the\s+(?:correct\s+)?answer\s+is", re.IGNORECASE)
 _FENCE_TAG = frozenset(string.ascii_letters + string.digits + "_-")
 _QUOTE_PAIRS = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "`": "`"}
 _QUOTE_CHARS = re.compile("[\"'\u201c\u201d\u2018\u2019`]")
@@ -114,7 +115,7 @@ def _clean(text: str) -> str:
 
 
 def extract_answer(text: str) -> str:
-    """The answer part of a model response: after the last </think>, then after the last "the answer is".
+    """The answer part of a model response: after the last </think>, then after the last "the (correct) answer is".
 
     At most MAX_ANSWER_CHARS are kept: those right after the phrase, or without it the end of the text.
     """
@@ -122,7 +123,7 @@ def extract_answer(text: str) -> str:
         return ""
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
-    ends = [m.end() for m in _ANSWER_PHRASE.finditer(text)]
+    ends = [m.end() for m in ANSWER_PHRASE.finditer(text)]
     if ends:
         text = text[ends[-1] : ends[-1] + MAX_ANSWER_CHARS]
     elif len(text) > MAX_ANSWER_CHARS:

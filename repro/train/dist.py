@@ -47,6 +47,17 @@ def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
     return reduced.to(home)
 
 
+def all_reduce_max(value: torch.Tensor) -> torch.Tensor:
+    """The element-wise max over processes, on the tensor's own device."""
+    if not dist.is_initialized():
+        return value
+    home = value.device
+    comm = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    reduced = value.detach().to(comm, copy=True)
+    dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
+    return reduced.to(home)
+
+
 def broadcast_object(obj: Any) -> Any:
     """Rank 0's value on every rank (e.g. the run folder, whose name holds rank 0's clock)."""
     if not dist.is_initialized():

@@ -14,7 +14,7 @@ import torch
 
 from repro.config import TrainSection
 from repro.errors import ReproError
-from repro.train.dist import DistInfo, all_reduce_sum
+from repro.train.dist import DistInfo, all_gather_object, all_reduce_max, all_reduce_sum
 from repro.train.schedule import make_scheduler
 
 log = logging.getLogger("repro.train")
@@ -32,6 +32,7 @@ class LossOutput:
     and metrics as means over those units (the engine weights them by units over the step and the processes).
 
     Units are whatever the loss averages over: target tokens (SFT, DAPO), sequences (GRPO), pairs (PO).
+    A metric whose name ends in MAX_SUFFIX is a maximum: the engine takes the largest over the step instead.
     """
 
     loss_sum: torch.Tensor
@@ -40,6 +41,7 @@ class LossOutput:
 
 
 LossFn = Callable[[Any, Batch], LossOutput]
+MAX_SUFFIX = "_max"
 
 
 @dataclass
@@ -73,6 +75,19 @@ def _wrap_ddp(model: Any, dist: DistInfo, device: torch.device) -> Any:
 
 def _as_float(value: float | torch.Tensor) -> float:
     return float(value.detach().double().item()) if isinstance(value, torch.Tensor) else float(value)
+
+
+def _agreed_keys(local: dict[str, float]) -> list[str]:
+    """The metric names any process has, sorted: one list for every process's collective."""
+    return sorted(set().union(*all_gather_object(sorted(local))))
+
+
+def _maxima(local: dict[str, float], keys: list[str]) -> dict[str, float]:
+    """The largest value of each max-metric over the step's counted micro-batches and every process."""
+    if not keys:
+        return {}
+    reduced = all_reduce_max(torch.tensor([local.get(k, -math.inf) for k in keys], dtype=torch.float64))
+    return {k: float(reduced[i]) for i, k in enumerate(keys) if math.isfinite(float(reduced[i]))}
 
 
 class OptimizerStep:
@@ -140,6 +155,7 @@ class OptimizerStep:
         loss_sum = torch.zeros((), dtype=torch.float64)
         units = torch.zeros((), dtype=torch.float64)
         metric_sums: dict[str, float] = {}
+        metric_maxes: dict[str, float] = {}
         for i, batch in enumerate(micro_batches):
             last = i == len(micro_batches) - 1
             sync = contextlib.nullcontext() if last or not hasattr(self.wrapped, "no_sync") else self.wrapped.no_sync()
@@ -154,11 +170,17 @@ class OptimizerStep:
             loss_sum += out.loss_sum.detach().double().cpu()
             units += counted
             for key, value in out.metrics.items():
-                metric_sums[key] = metric_sums.get(key, 0.0) + _as_float(value) * counted
-        keys = sorted(metric_sums)
-        totals = all_reduce_sum(torch.tensor([float(loss_sum), float(units), *[metric_sums[k] for k in keys]]))
+                if key.endswith(MAX_SUFFIX):
+                    if counted:
+                        metric_maxes[key] = max(metric_maxes.get(key, -math.inf), _as_float(value))
+                else:
+                    metric_sums[key] = metric_sums.get(key, 0.0) + _as_float(value) * counted
+        # a process whose micro-batches were all idle has no metrics: agree on the names before reducing
+        keys, max_keys = _agreed_keys(metric_sums), _agreed_keys(metric_maxes)
+        totals = all_reduce_sum(torch.tensor([float(loss_sum), float(units), *[metric_sums.get(k, 0.0) for k in keys]]))
         total_loss, total_units = float(totals[0]), float(totals[1])
         metrics = {k: float(totals[2 + i]) / total_units for i, k in enumerate(keys)} if total_units else {}
+        metrics.update(_maxima(metric_maxes, max_keys) if total_units else {})
         lr = self.scheduler.get_last_lr()[0]
         if total_units == 0:
             return self._skip(lr, None, None, metrics, reason="no units")

@@ -24,8 +24,36 @@ def token_logprobs(
 
     Only positions whose target is not IGNORE_INDEX are projected onto the vocabulary, `chunk_size` of them at
     a time; each chunk's logits are recomputed in backward (activation checkpointing), so neither pass holds
-    more than one [chunk_size x V] block. The result is float32 (float64 when the weight is float64).
+    more than one [chunk_size x V] block. The logits are divided by `temperature` first (the distribution a
+    rollout was sampled from). The result is float32 (float64 when the weight is float64).
     """
+    return token_stats(hidden, lm_head_weight, targets, chunk_size, lm_head_bias, temperature, entropy=False)[0]
+
+
+def token_logprobs_entropy(
+    hidden: torch.Tensor,
+    lm_head_weight: torch.Tensor,
+    targets: torch.Tensor,
+    chunk_size: int = 1024,
+    lm_head_bias: torch.Tensor | None = None,
+    temperature: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`token_logprobs` and, from the same chunks, the entropy of each position's next-token distribution
+    (-sum_v p_v log p_v at the same temperature), both [B, T] and 0 where ignored; both carry gradients."""
+    stats = token_stats(hidden, lm_head_weight, targets, chunk_size, lm_head_bias, temperature, entropy=True)
+    return stats[0], stats[1]
+
+
+def token_stats(
+    hidden: torch.Tensor,
+    lm_head_weight: torch.Tensor,
+    targets: torch.Tensor,
+    chunk_size: int,
+    lm_head_bias: torch.Tensor | None,
+    temperature: float,
+    entropy: bool,
+) -> torch.Tensor:
+    """[K, B, T]: log-probs (k = 0) and, with `entropy`, entropies (k = 1), computed chunk by chunk."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if temperature <= 0:
@@ -54,23 +82,25 @@ def token_logprobs(
             kept_targets[start : start + chunk_size],
             temperature,
             out_dtype,
+            entropy,
         )
         if needs_grad:
-            pieces.append(checkpoint(_chunk_logprobs, *args, use_reentrant=False))
+            pieces.append(checkpoint(_chunk_stats, *args, use_reentrant=False))
         else:
-            pieces.append(_chunk_logprobs(*args))
-    kept_lp = torch.cat(pieces)
-    out = torch.zeros(flat_targets.shape[0], dtype=out_dtype, device=hidden.device)
-    return out.index_copy(0, keep, kept_lp).view(targets.shape)
+            pieces.append(_chunk_stats(*args))
+    kept_stats = torch.cat(pieces, dim=1)
+    out = torch.zeros((kept_stats.shape[0], flat_targets.shape[0]), dtype=out_dtype, device=hidden.device)
+    return out.index_copy(1, keep, kept_stats).view(-1, *targets.shape)
 
 
-def _chunk_logprobs(
+def _chunk_stats(
     hidden: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     targets: torch.Tensor,
     temperature: float,
     out_dtype: torch.dtype,
+    entropy: bool,
 ) -> torch.Tensor:
     logits = hidden.to(weight.dtype) @ weight.T
     if bias is not None:
@@ -78,8 +108,13 @@ def _chunk_logprobs(
     logits = logits.to(out_dtype)
     if temperature != 1.0:
         logits = logits / temperature
-    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return picked - torch.logsumexp(logits, dim=-1)
+    norm = torch.logsumexp(logits, dim=-1)
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - norm
+    if not entropy:
+        return picked.unsqueeze(0)
+    # H = log Z - sum_v p_v z_v, with p = softmax(z)
+    ent = norm - (torch.softmax(logits, dim=-1) * logits).sum(dim=-1)
+    return torch.stack([picked, ent])
 
 
 def shifted_targets(

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from repro.train.logprobs import _check_plain_head, _final_hidden, _unwrap, token_logprobs
+from repro.train.logprobs import _check_plain_head, _final_hidden, _unwrap, token_stats
 from repro.train.prefix_attention import PrefixLayout, grouped_attention
 
 Group = tuple[torch.Tensor, Sequence[torch.Tensor]]
@@ -29,10 +29,22 @@ def grouped_logprobs(
     (`token_logprobs`). `model` is a HF causal LM, plain, peft-wrapped or DDP-wrapped. Empty responses get
     empty tensors.
     """
+    return [t[0] for t in _grouped_stats(model, prompt_ids, responses, chunk_size, temperature, entropy=False)]
+
+
+def _grouped_stats(
+    model: Any,
+    prompt_ids: torch.Tensor,
+    responses: Sequence[torch.Tensor],
+    chunk_size: int,
+    temperature: float,
+    entropy: bool,
+) -> list[torch.Tensor]:
+    """Per response, [K, len] of log-probs (and entropies with `entropy`) through the shared-prefix row."""
     prompt, resps = _checked(prompt_ids, responses)
     kept = [r for r in resps if len(r)]
     if len(kept) < 2:  # one response: the row is a plain causal sequence
-        return per_sample_logprobs(model, prompt, resps, chunk_size, temperature)
+        return _per_sample_stats(model, prompt, resps, chunk_size, temperature, entropy)
     p = len(prompt)
     layout = PrefixLayout(p, tuple(len(r) for r in kept))
     sources, start = [], p
@@ -43,8 +55,8 @@ def grouped_logprobs(
     row = torch.cat([prompt, *kept]).to(device).unsqueeze(0)
     with grouped_attention(_unwrap(model), layout):
         hidden, last_logits = _final_hidden(model, row, None, layout.position_ids().to(device))
-    lp = _picked_logprobs(model, hidden, last_logits, sources, torch.cat(kept), chunk_size, temperature)
-    return _split(lp, resps)
+    stats = _picked_stats(model, hidden, last_logits, sources, torch.cat(kept), chunk_size, temperature, entropy)
+    return _split(stats, resps)
 
 
 def per_sample_logprobs(
@@ -59,17 +71,44 @@ def per_sample_logprobs(
     The path for `shared_prefix: false`. Every row's graph stays alive until the caller's backward; to hold one
     row's activations at a time, call it with one response and backpropagate before the next.
     """
+    return [t[0] for t in _per_sample_stats(model, prompt_ids, responses, chunk_size, temperature, entropy=False)]
+
+
+def response_stats(
+    model: Any,
+    prompt_ids: torch.Tensor,
+    responses: Sequence[torch.Tensor],
+    shared_prefix: bool = True,
+    chunk_size: int = 1024,
+    temperature: float = 1.0,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(log-probs, entropies) of each response: `grouped_logprobs` (or `per_sample_logprobs` when `shared_prefix`
+    is off) and, from the same vocabulary chunks, the entropy of the next-token distribution at each position."""
+    fn = _grouped_stats if shared_prefix else _per_sample_stats
+    stats = fn(model, prompt_ids, responses, chunk_size, temperature, True)
+    return [t[0] for t in stats], [t[1] for t in stats]
+
+
+def _per_sample_stats(
+    model: Any,
+    prompt_ids: torch.Tensor,
+    responses: Sequence[torch.Tensor],
+    chunk_size: int,
+    temperature: float,
+    entropy: bool,
+) -> list[torch.Tensor]:
     prompt, resps = _checked(prompt_ids, responses)
     device, p = _device(model), len(prompt)
+    k = 2 if entropy else 1
     out = []
     for resp in resps:
         if not len(resp):
-            out.append(torch.zeros(0, device=device))
+            out.append(torch.zeros(k, 0, device=device))
             continue
         row = torch.cat([prompt, resp]).to(device).unsqueeze(0)
         hidden, last_logits = _final_hidden(model, row, None, None)
         sources = list(range(p - 1, p + len(resp) - 1))
-        out.append(_picked_logprobs(model, hidden, last_logits, sources, resp, chunk_size, temperature))
+        out.append(_picked_stats(model, hidden, last_logits, sources, resp, chunk_size, temperature, entropy))
     return out
 
 
@@ -90,7 +129,7 @@ def grouped_logprobs_batch(
     return [fn(model, prompt, responses, chunk_size, temperature) for prompt, responses in groups]
 
 
-def _picked_logprobs(
+def _picked_stats(
     model: Any,
     hidden: torch.Tensor,
     last_logits: torch.Tensor,
@@ -98,20 +137,22 @@ def _picked_logprobs(
     targets: torch.Tensor,
     chunk_size: int,
     temperature: float,
+    entropy: bool,
 ) -> torch.Tensor:
-    """log p(targets[k]) from the final hidden state at row position sources[k], for k = 0 … len(targets) - 1."""
+    """[K, len(targets)]: log p(targets[k]) (and the entropy) from the final hidden state at row position
+    sources[k], for k = 0 … len(targets) - 1."""
     head = _unwrap(model).get_output_embeddings()
     weight, bias = head.weight, getattr(head, "bias", None)
     _check_plain_head(hidden[:, -1], weight, bias, last_logits)
     picked = hidden.index_select(1, torch.tensor(sources, device=hidden.device))
     targets = targets.to(hidden.device).unsqueeze(0)
-    return token_logprobs(picked, weight, targets, chunk_size, bias, temperature)[0]
+    return token_stats(picked, weight, targets, chunk_size, bias, temperature, entropy)[:, 0]
 
 
-def _split(lp: torch.Tensor, responses: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Cut the concatenated log-probs of the non-empty responses back into one tensor per response."""
-    pieces = iter(lp.split([len(r) for r in responses if len(r)]))
-    return [next(pieces) if len(r) else lp.new_zeros(0) for r in responses]
+def _split(stats: torch.Tensor, responses: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Cut the concatenated [K, total] stats of the non-empty responses back into one [K, len] per response."""
+    pieces = iter(stats.split([len(r) for r in responses if len(r)], dim=1))
+    return [next(pieces) if len(r) else stats.new_zeros(stats.shape[0], 0) for r in responses]
 
 
 def _checked(prompt_ids: torch.Tensor, responses: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
