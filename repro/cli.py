@@ -170,7 +170,7 @@ def solopo_pairs_command(
     out: str = typer.Option(None, "--out", help=OUT_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue the run folder's pairs.jsonl."),
 ) -> None:
-    """Sample K responses per example on its short (or long) context, score them, keep a best and a worst."""
+    """Sample K responses per example on its short (or long) context, score them, keep a correct and a wrong one."""
     from repro.config import load_recipe
     from repro.runs import run_folder
     from repro.solopo.sample import PAIRS_FILE, make_pairs
@@ -178,9 +178,7 @@ def solopo_pairs_command(
     cfg = load_recipe(recipe, overrides or [])
     run_dir = run_folder(cfg.output_dir, cfg.name, out, resume)
     stats = make_pairs(cfg, run_dir, resume=resume)
-    typer.echo(
-        f"{stats.pairs} pairs from {stats.examples} examples ({stats.skipped_ties} tied): {run_dir / PAIRS_FILE}"
-    )
+    typer.echo(f"{stats.line()}: {run_dir / PAIRS_FILE}")
 
 
 @cprs_app.command("compress")

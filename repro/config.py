@@ -162,11 +162,20 @@ def _all_keys(cls: type = Recipe, prefix: str = "") -> list[str]:
 
 # keys that moved to another section: named in the error, so an old recipe is quick to fix
 MOVED_KEYS = {f"train.{k}": f"sft.{k}" for k in ("data", "sets", "tasks", "limit", "max_seq_tokens")}
+# keys split or renamed because their meaning changed: an old recipe stops here rather than run on another scale
+CHANGED_KEYS = {
+    "solopo.beta": "each algorithm has its own scale now: solopo.dpo_beta (DPO, 0.1) or solopo.simpo_beta "
+    "(SimPO, 2.5); ORPO's reward takes none",
+    "solopo.gamma": "SimPO's margin is now solopo.simpo_gamma_beta_ratio (gamma / beta, 0.55)",
+    "solopo.lam": "ORPO's weight is now solopo.orpo_lambda",
+}
 
 
 def _unknown_key_error(key: str, where: str) -> ConfigError:
     if key in MOVED_KEYS:
         return ConfigError(f"{where}: key '{key}' is now '{MOVED_KEYS[key]}' (the stage's own section); rename it")
+    if key in CHANGED_KEYS:
+        return ConfigError(f"{where}: key '{key}' is gone: {CHANGED_KEYS[key]}")
     close = difflib.get_close_matches(key, _all_keys(), n=1, cutoff=0.6)
     if not close:
         leaf = key.rsplit(".", 1)[-1]

@@ -243,9 +243,12 @@ def _pair_count(pairs: Path) -> int:
 
 def _pairs_line(out: Path, context: str) -> str:
     s = json.loads((out / f"pairs-{context}" / "summary.json").read_text())
+    if "no_correct" not in s:  # pairs made before they were a correct against a wrong response
+        return f"Pairs sampled on the {context} context (best against worst): {s['pairs']} from {s['examples']}."
     return (
-        f"Pairs sampled on the {context} context: {s['pairs']} from {s['examples']} examples "
-        f"({s['skipped_ties']} skipped: all samples scored alike)."
+        f"Pairs sampled on the {context} context (a correct response against a wrong one): {s['pairs']} from "
+        f"{s['examples']} examples ({s['no_correct']} skipped: no response correct; {s['no_wrong']}: no response "
+        f"wrong; {s['too_long']}: needed documents over the prompt budget)."
     )
 
 

@@ -57,24 +57,26 @@ def reward_by_length(text, record, cfg):  # a spread the tiny random model can e
     return len(text) % 3 / 2
 
 
-def test_pairs_take_a_best_and_a_worst_and_a_cut_run_resumes_to_the_same_file(
+def test_pairs_take_a_correct_and_a_wrong_response_and_a_cut_run_resumes_to_the_same_file(
     tiny_model_dir, solopo_data, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(sample_module, "rule_reward", reward_by_length)
+    monkeypatch.setattr(sample_module, "rule_reward", reward_by_length)  # 0, 0.5 or 1
     recipe = recipe_for(tmp_path, tiny_model_dir, solopo_data)
     stats = make_pairs(recipe, tmp_path / "full")
     rows = [json.loads(line) for line in (tmp_path / "full" / "pairs.jsonl").read_text().splitlines()]
-    assert len(rows) == stats.examples == 5 and stats.pairs + stats.skipped_ties == 5
-    assert stats.pairs > 0
+    assert len(rows) == stats.examples == 5 and stats.pairs + stats.no_correct + stats.no_wrong == 5
+    assert stats.pairs > 0 and stats.too_long == 0
     for row in rows:
         scores = row["scores"]
         assert len(scores) == 4
         if row["chosen"] is None:
-            assert len(set(scores)) == 1
+            assert 1.0 not in scores or 0.0 not in scores
             continue
-        assert row["chosen"]["score"] == max(scores) and row["rejected"]["score"] == min(scores) < max(scores)
+        assert row["chosen"]["score"] == 1.0 and row["rejected"]["score"] == 0.0
+        assert row["chosen"]["text"] != row["rejected"]["text"]
         assert row["chosen"]["ids"] and row["rejected"]["ids"]
         assert len(row["short_prompt"]) < len(row["long_prompt"])  # the distractors are in the long one only
+        assert row["dropped_docs"] == []  # every document fits the tiny recipe's 2048 tokens
     # cut after the third row: chunks of 2, so the second chunk is half written
     real_append = sample_module.append_jsonl
     written = []
@@ -95,6 +97,22 @@ def test_pairs_take_a_best_and_a_worst_and_a_cut_run_resumes_to_the_same_file(
     assert (tmp_path / "cut" / "pairs.jsonl").read_text() == (tmp_path / "full" / "pairs.jsonl").read_text()
 
 
+def test_an_example_whose_needed_documents_do_not_fit_is_skipped_counted_and_logged(
+    tiny_model_dir, solopo_data, tmp_path, caplog
+):
+    """A 40-token budget holds no record's needed documents (the chat template and question alone come near it):
+    every example gets a too_long row and no samples, the count reaches summary.json and a warning says why."""
+    recipe = recipe_for(tmp_path, tiny_model_dir, solopo_data, "solopo.max_input_tokens=40")
+    with caplog.at_level("WARNING", logger="repro.solopo"):
+        stats = make_pairs(recipe, tmp_path / "run")
+    assert (stats.examples, stats.pairs, stats.too_long) == (5, 0, 5)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "pairs.jsonl").read_text().splitlines()]
+    assert [row["too_long"] for row in rows] == [True] * 5 and all(row["chosen"] is None for row in rows)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["too_long"] == 5
+    assert "5 of 5 examples skipped: their needed documents alone exceed solopo.max_input_tokens=40" in caplog.text
+    assert make_pairs(recipe, tmp_path / "run", resume=True) == stats  # the rows count as done on resume
+
+
 def write_pairs(path: Path, recipe, records, context: str = "short") -> Path:
     """Hand-made pairs: chosen [5, 6, 7], rejected [8, 9] after each record's real short and long prompts."""
     tokenizer = load_tokenizer(recipe.model)
@@ -102,7 +120,7 @@ def write_pairs(path: Path, recipe, records, context: str = "short") -> Path:
     for record in records:
         prompts = context_prompts(record, recipe, tokenizer)
         row = {"id": record.id, "task": record.task, "length_set": 1, "context": context, "scores": [1.0, 0.0]}
-        row.update(short_prompt=prompts["short"], long_prompt=prompts["long"])
+        row.update(short_prompt=prompts.short, long_prompt=prompts.long)
         row.update(
             chosen={"ids": [5, 6, 7], "text": "a", "score": 1.0}, rejected={"ids": [8, 9], "text": "b", "score": 0.0}
         )
@@ -146,7 +164,7 @@ def test_dpo_solopo_loss_with_cached_references_equals_the_formula_on_recomputed
     The references were cached before the adapters moved; the expected value recomputes them now."""
     recipe = recipe_for(tmp_path, tiny_model_dir, solopo_data)
     pairs_file = write_pairs(tmp_path / "pairs.jsonl", recipe, read_records(solopo_data).records[:2])
-    recipe = recipe_for(tmp_path, tiny_model_dir, solopo_data, f"solopo.pairs={pairs_file}", "solopo.beta=0.5")
+    recipe = recipe_for(tmp_path, tiny_model_dir, solopo_data, f"solopo.pairs={pairs_file}", "solopo.dpo_beta=0.5")
     torch.manual_seed(0)
     loaded = load_model(recipe.model)
     pairs = read_pairs(pairs_file, loaded.tokenizer)

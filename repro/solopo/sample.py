@@ -1,9 +1,10 @@
-"""`repro solopo pairs`: K responses per example on its short (or long) context, scored, a best and a worst kept."""
+"""`repro solopo pairs`: K responses per example on its short (or long) context, scored, a correct and a wrong kept."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,23 +56,74 @@ def short_record(record: Record) -> Record:
     return dataclasses.replace(record, docs=record.short_docs(), needed_docs=None, evidence=[])
 
 
-def context_prompts(record: Record, recipe: Recipe, tokenizer: Any) -> dict[str, str]:
-    """The chat-formatted short and long prompts of a record, each within solopo.max_input_tokens."""
+def _with_docs(record: Record, indices: list[int]) -> Record:
+    return dataclasses.replace(record, docs=[record.docs[i] for i in indices], needed_docs=None, evidence=[])
+
+
+def fit_long_docs(record: Record, fits: Callable[[Record], bool]) -> tuple[list[int], list[int]] | None:
+    """(kept, dropped) document indices of the long context, each in document order; None when even the needed
+    documents alone do not fit.
+
+    Every document is kept when they all fit. Otherwise the needed ones are kept and each distractor, in
+    document order, is added when the prompt still fits with it, else dropped whole; a later, smaller one may
+    fill the room left (Loong's assembly loop). `fits` judges a record's whole prompt, so the count is exact.
+    """
+    every = list(range(len(record.docs)))
+    if fits(record):
+        return every, []
+    needed = set(every if record.needed_docs is None else record.needed_docs)
+    if not fits(_with_docs(record, sorted(needed))):
+        return None
+    kept, dropped = set(needed), []
+    for i in every:
+        if i in needed:
+            continue
+        if fits(_with_docs(record, sorted(kept | {i}))):
+            kept.add(i)
+        else:
+            dropped.append(i)
+    return sorted(kept), dropped
+
+
+@dataclasses.dataclass
+class ContextPrompts:
+    """A record's chat-formatted short and long prompts, and the distractors the long one left out to fit."""
+
+    short: str
+    long: str
+    dropped: list[int]
+
+
+def context_prompts(record: Record, recipe: Recipe, tokenizer: Any) -> ContextPrompts | None:
+    """The short and long prompts of a record, each within solopo.max_input_tokens (chat template counted).
+
+    The long prompt drops distractors whole to fit (fit_long_docs), never a needed document; None when the
+    needed documents alone do not fit, in the short prompt or in the long one.
+    """
     count = token_counter(tokenizer)
-    budget = recipe.solopo.max_input_tokens - count(apply_chat(tokenizer, ""))
-    style = recipe.solopo.prompt_style
-    prompts = {}
-    for name, rec in (("short", short_record(record)), ("long", record)):
-        text, _ = build_prompt(rec, style=style, budget_tokens=budget, count_tokens=count)
-        prompts[name] = apply_chat(tokenizer, text)
-    return prompts
+    style, budget = recipe.solopo.prompt_style, recipe.solopo.max_input_tokens
+
+    def chat(rec: Record) -> str:
+        return apply_chat(tokenizer, build_prompt(rec, style=style)[0])
+
+    def fits(rec: Record) -> bool:
+        return count(chat(rec)) <= budget
+
+    short = short_record(record)
+    fitted = fit_long_docs(record, fits) if fits(short) else None
+    if fitted is None:
+        return None
+    kept, dropped = fitted
+    return ContextPrompts(chat(short), chat(_with_docs(record, kept)), dropped)
 
 
 def make_pairs(recipe: Recipe, run_dir: Path, resume: bool = False) -> PairStats:
     """Sample, score and pair every selected record into RUN/pairs.jsonl, appending a chunk as it finishes.
 
     Chunks of `generation.batch_size` examples are sampled under a seed of (recipe seed, chunk), so a resumed
-    run makes the pairs an uninterrupted one makes. A row per example; `chosen` is null where all K scores tie.
+    run makes the pairs an uninterrupted one makes. A row per example; `chosen` is null where no response is
+    correct or none is wrong (choose_pair), and an example whose needed documents alone exceed
+    solopo.max_input_tokens gets a row with `too_long: true` and no samples.
     """
     from repro.modeling import load_model
 
@@ -92,21 +144,31 @@ def make_pairs(recipe: Recipe, run_dir: Path, resume: bool = False) -> PairStats
         if all(r.id in done for r in chunk):
             continue
         before = set(done)
-        prompts = [context_prompts(r, recipe, tokenizer) for r in chunk]
+        prompts = {r.id: context_prompts(r, recipe, tokenizer) for r in chunk}
+        for record in chunk:
+            if prompts[record.id] is None and record.id not in done:
+                row = {"id": record.id, "task": record.task, "length_set": record.length_set, "context": cfg.context}
+                append_jsonl(run_dir / PAIRS_FILE, {**row, "too_long": True, "chosen": None, "rejected": None})
+                done[record.id] = {"too_long": True}
+        sampled = [r for r in chunk if prompts[r.id] is not None]
         ids = [
-            torch.tensor(tokenizer(p[cfg.context], add_special_tokens=False)["input_ids"], dtype=torch.long)
-            for p in prompts
+            torch.tensor(
+                tokenizer(getattr(prompts[r.id], cfg.context), add_special_tokens=False)["input_ids"], dtype=torch.long
+            )
+            for r in sampled
         ]
         groups = sample_groups(
             loaded.model, tokenizer, ids, cfg.samples, cfg.generation, seed=recipe.seed * 100_003 + index
-        )
-        for record, prompt, samples in zip(chunk, prompts, groups, strict=True):
+        ) if sampled else []  # fmt: skip
+        for record, samples in zip(sampled, groups, strict=True):
             if record.id in done:  # a cut run wrote it; the seeded chunk samples it again identically
                 continue
+            prompt = prompts[record.id]
             scores = [rule_reward(s.text, record, rewards) for s in samples]
-            choice = choose_pair(scores)
+            choice = choose_pair(scores, cfg.correct_reward)
             row = {"id": record.id, "task": record.task, "length_set": record.length_set, "context": cfg.context}
-            row.update(short_prompt=prompt["short"], long_prompt=prompt["long"], scores=scores)
+            row.update(short_prompt=prompt.short, long_prompt=prompt.long, dropped_docs=prompt.dropped)
+            row["scores"] = scores
             for name, i in zip(("chosen", "rejected"), choice or (None, None), strict=True):
                 row[name] = (
                     None if i is None else {"ids": samples[i].token_ids, "text": samples[i].text, "score": scores[i]}
@@ -117,15 +179,19 @@ def make_pairs(recipe: Recipe, run_dir: Path, resume: bool = False) -> PairStats
     bar.close()
     stats = PairStats()
     for record in records:
-        stats.add(_choice(done[record.id]))
+        row = done[record.id]
+        if row.get("too_long"):
+            stats.add_too_long()
+        else:
+            stats.add(row["scores"], cfg.correct_reward)
+    if stats.too_long:
+        log.warning(
+            "%d of %d examples skipped: their needed documents alone exceed solopo.max_input_tokens=%d; raise it "
+            "to sample them", stats.too_long, stats.examples, cfg.max_input_tokens,
+        )  # fmt: skip
     atomic_write_json(run_dir / "summary.json", {**dataclasses.asdict(stats), "context": cfg.context})
-    log.info("%d pairs from %d examples (%d skipped: all K scores equal) -> %s",
-             stats.pairs, stats.examples, stats.skipped_ties, run_dir / PAIRS_FILE)  # fmt: skip
+    log.info("%s -> %s", stats.line(), run_dir / PAIRS_FILE)
     return stats
-
-
-def _choice(row: dict) -> tuple[int, int] | None:
-    return None if row["chosen"] is None else (0, 1)
 
 
 def _finished_rows(path: Path) -> dict[str, dict]:
@@ -166,5 +232,8 @@ def read_pairs(path: str | Path, tokenizer: Any) -> list[Pair]:
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{where}: not a pairs row ({type(exc).__name__}: {exc}); remake the pairs file") from None
     if not pairs:
-        raise DataError(f"{path}: no preference pair in it (every example's K scores tied); sample more or hotter")
+        raise DataError(
+            f"{path}: no preference pair in it (no example had both a correct and a wrong response); sample more "
+            "or hotter"
+        )
     return pairs

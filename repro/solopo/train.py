@@ -16,6 +16,7 @@ from repro.fsio import atomic_write_bytes, atomic_write_text
 from repro.l1.sft import save_final
 from repro.progress import progress
 from repro.runs import check_resume_plan
+from repro.sections import SoloPoSection
 from repro.solopo.losses import po_loss, reward, solo_ra
 from repro.solopo.sample import Pair, read_pairs
 from repro.train.dist import DistInfo, barrier
@@ -40,6 +41,17 @@ def forwards(mode: str, align_rejected: bool = False) -> dict[str, tuple[str, ..
     if mode in ("long", "expand_long"):
         return {"long": ("chosen", "rejected")}
     raise ConfigError(f"solopo.mode: expected solopo, long, expand_long or short, got '{mode}'")
+
+
+def loss_scale(cfg: SoloPoSection) -> dict[str, float]:
+    """The keywords of po_loss for the recipe's algorithm, each read from its own key: DPO solopo.dpo_beta; SimPO
+    solopo.simpo_beta and gamma = beta * solopo.simpo_gamma_beta_ratio; ORPO solopo.orpo_lambda (its reward,
+    the log-odds, takes no beta). solo_ra takes the same beta, so SoLo-RA's r is the PO term's own reward."""
+    if cfg.algorithm == "dpo":
+        return {"beta": cfg.dpo_beta}
+    if cfg.algorithm == "simpo":
+        return {"beta": cfg.simpo_beta, "gamma": cfg.simpo_beta * cfg.simpo_gamma_beta_ratio}
+    return {"beta": 1.0, "lam": cfg.orpo_lambda}
 
 
 def po_context(mode: str) -> str:
@@ -142,6 +154,7 @@ def preference_task(recipe: Recipe, pairs: list[Pair], logprobs: PreferenceLogpr
     cfg = recipe.solopo
     algo, ctx = cfg.algorithm, po_context(cfg.mode)
     alpha = PAPER_ALPHA[algo] if cfg.alpha is None else cfg.alpha
+    scale = loss_scale(cfg)
     align = ["chosen", "rejected"] if cfg.align_rejected else ["chosen"]
 
     def collate(indices: list[int], step: int, seed: int) -> dict[str, Any]:
@@ -166,17 +179,17 @@ def preference_task(recipe: Recipe, pairs: list[Pair], logprobs: PreferenceLogpr
             return None if value is None else value.to(device)
 
         args = (pi[(ctx, "chosen")], pi[(ctx, "rejected")], length["chosen"], length["rejected"])
-        po = po_loss(algo, *args, r(ctx, "chosen"), r(ctx, "rejected"), beta=cfg.beta, gamma=cfg.gamma, lam=cfg.lam)
+        po = po_loss(algo, *args, r(ctx, "chosen"), r(ctx, "rejected"), **scale)
         ra = torch.zeros_like(po)
         if cfg.mode == "solopo":
             for n in align:
                 ra = ra + solo_ra(
                     algo, pi[("short", n)], pi[("long", n)], length[n], r("short", n), r("long", n),
-                    beta=cfg.beta, alpha=alpha, shaping=cfg.shaping,
+                    beta=scale["beta"], alpha=alpha, shaping=cfg.shaping,
                 )  # fmt: skip
         with torch.no_grad():
-            r_w = reward(algo, args[0], args[2], r(ctx, "chosen"), beta=cfg.beta)
-            r_l = reward(algo, args[1], args[3], r(ctx, "rejected"), beta=cfg.beta)
+            r_w = reward(algo, args[0], args[2], r(ctx, "chosen"), beta=scale["beta"])
+            r_l = reward(algo, args[1], args[3], r(ctx, "rejected"), beta=scale["beta"])
         n = len(batch["pairs"])
         metrics = {
             "po_loss": float(po.detach().sum()) / n,
@@ -213,8 +226,9 @@ def run_solopo(recipe: Recipe, run_dir: Path, dist: DistInfo, resume: bool = Fal
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
         log.info(
-            "%s %s: %d pairs (%s), %d tokens a pass, into %s",
-            cfg.algorithm, cfg.mode, len(pairs), cfg.pairs, sum(pair_tokens(p, plan) for p in pairs), run_dir,
+            "%s %s (%s): %d pairs (%s), %d tokens a pass, into %s",
+            cfg.algorithm, cfg.mode, ", ".join(f"{k} {v:g}" for k, v in loss_scale(cfg).items()), len(pairs),
+            cfg.pairs, sum(pair_tokens(p, plan) for p in pairs), run_dir,
         )  # fmt: skip
     barrier()
     ref = None
