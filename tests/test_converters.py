@@ -242,10 +242,10 @@ def docqa_parquet(tmp_path) -> Path:
 
 def test_docqa_rl_parquet(docqa_parquet):
     recs = convert("docqa-rl", str(docqa_parquet))
-    assert [r.id for r in recs] == ["docmath-0", "long_logic-1", "musique-2"]
-    assert [r.task for r in recs] == ["docmath", "multiple_choice", "qa"]
+    assert [r.id for r in recs] == ["docmath-0", "long_logic-1", "musique-2", "long_toc_choices_0_20000-3"]
+    assert [r.task for r in recs] == ["docmath", "multiple_choice", "qa", "multiple_choice"]
     assert all(r.source == "docqa-rl" and len(r.docs) == 1 for r in recs)
-    math, mc, qa = recs
+    math, mc, qa, toc = recs
     assert math.docs[0].text == "Revenue 2022: 10.0 million.\nRevenue 2023: 12.5 million."
     assert math.question == "By what percentage did revenue grow from 2022 to 2023?"
     assert math.answer == "25" and math.answer_aliases == []
@@ -254,6 +254,13 @@ def test_docqa_rl_parquet(docqa_parquet):
     assert mc.instruction == 'Format your response as follows: "The correct answer is (insert answer here)".'
     assert mc.answer == "C" and mc.meta["system"] == "You are a careful reader."
     assert qa.docs[0].text.startswith("Passage 1: Eiffel Tower\n")
+    # the released grader's layout (long.py reads the gold with the response's own parser): the gold keeps its
+    # phrase, and the reward reads it as the letter
+    assert toc.answer == "The correct answer is (B)"
+    from repro.l1.rewards import RewardConfig, rule_reward
+
+    assert rule_reward("<think>labour: one year</think>The correct answer is (B).", toc, RewardConfig()) == 1.0
+    assert rule_reward("The correct answer is (C).", toc, RewardConfig()) == 0.0
 
 
 def test_docqa_rl_l1_prompt_rebuilds_the_original_user_turn(docqa_parquet):
