@@ -297,6 +297,10 @@ class CprsSection:
     window_tokens: int = _ranged(2048, 16)  # w, prompt prefix included
     window_batch: int = _ranged(4, 1)  # windows per forward
     fill_gaps: int = _ranged(20, 0)  # gaps shorter than this inside a span are kept
+    # spans shorter than this (after gap filling) are dropped; 2 = the released demo's min_keyword_len 1 (its
+    # decoder keeps spans longer than min_keyword_len tokens): a lone tagged token is mostly noise, a name or a
+    # value is rarely one token
+    min_span_tokens: int = _ranged(2, 1)
     budget_tokens: int | None = _ranged(None, 1)  # keep the best spans up to this many tokens
     threshold: float | None = _ranged(None, 0.0, 1.0)  # keep tokens whose keep probability reaches it
     granularity: Literal["keyword", "sentence", "paragraph"] = "sentence"
