@@ -1,5 +1,6 @@
 """`repro reproduce cprs`: QwenLong-CPRS end to end — the compressor, span quality, a reader on compressed contexts
-against the full context, BM25 and truncation at the same token budget, ratio, latency, and the report.
+against the full context, BM25 (at CPRS's token budget and at a fixed one per set), truncation at CPRS's budget
+and the gold evidence alone, ratio, latency, and the report.
 
 Every stage writes its own folder or file under the output root and is reused when complete.
 """
@@ -25,7 +26,9 @@ log = logging.getLogger("repro.reproduce")
 
 HOTPOTQA_TRAIN = "data/hotpotqa/train.jsonl"
 MUSIQUE_TRAIN = "data/musique/train.jsonl"
-METHODS = ("full", "cprs", "bm25", "truncate")
+# bm25: at the tokens CPRS kept for the item; bm25-fixed: at the profile's budget for the item's set;
+# oracle: the gold evidence sentences alone
+METHODS = ("full", "cprs", "bm25", "bm25-fixed", "truncate", "oracle")
 GRANULARITIES = ("keyword", "sentence", "paragraph")
 
 
@@ -46,6 +49,8 @@ class CprsProfile:
     train_data: tuple[str, ...] = (TRAIN_DATA,)
     test_data: str = TEST_DATA
     reader: str = "l1-sft"  # the L1 warm-up SFT policy, or a model source answering as it is
+    # the fixed BM25 budget per set: 1/8 of the set's longest context, the paper's 16K-token budget at 128K
+    bm25_budgets: dict[int, int] = field(default_factory=lambda: {1: 62, 2: 125, 3: 250, 4: 500})
 
 
 PROFILES = {
@@ -88,6 +93,7 @@ PROFILES = {
         train_data=(HOTPOTQA_TRAIN, MUSIQUE_TRAIN),
         test_data=WS_TEST_DATA,
         reader="Qwen/Qwen2.5-1.5B-Instruct",
+        bm25_budgets={1: 6250, 2: 12500},  # sets of 10-50K and 50-100K tokens
     ),
 }
 
@@ -121,8 +127,8 @@ def reproduce_cprs(profile_name: str, out: Path, l1_out: Path = Path("runs/repro
     recipe.cprs.compressor = str(compressor)
     with clock("compress the held-out contexts"):
         compressed = _compress_all(recipe, records, out / "compressions.jsonl")
-    with clock("reduced contexts (CPRS, BM25, truncation)"):
-        files = _variant_files(recipe, records, compressed, out / "contexts")
+    with clock("reduced contexts (CPRS, BM25, truncation, oracle)"):
+        files = _variant_files(recipe, profile, records, compressed, out / "contexts")
     evals = {}
     for method, path in files.items():
         with clock(f"reader on {method}"):
@@ -136,7 +142,8 @@ def reproduce_cprs(profile_name: str, out: Path, l1_out: Path = Path("runs/repro
     spans = _span_metrics(records, compressed)
     notes = [f"Profile `{profile_name}` ({profile.budget}).", *clock.lines()]
     notes.append(WORKSTATION_NOTE if profile.reader != "l1-sft" else cpu_note(recipe, out / "compressor"))
-    return write_cprs_report(out, evals, spans, _ratios(records, compressed), latency, timing, notes)
+    ratios = _ratios(records, compressed)
+    return write_cprs_report(out, evals, spans, ratios, latency, timing, notes, profile.bm25_budgets)
 
 
 def cpu_note(recipe: Recipe, run_dir: Path) -> str:
@@ -228,30 +235,18 @@ def _compress_all(recipe: Recipe, records: list[Record], path: Path) -> dict[str
     return done
 
 
-def _variant_files(recipe: Recipe, records: list[Record], compressed: dict[str, dict], folder: Path) -> dict:
-    """The held-out records with their documents replaced by each method's reduced context (sentence-level CPRS;
-    BM25 and truncation at the number of tokens CPRS kept for that record)."""
-    from repro.cprs.baselines import bm25_select, reduced_text, truncate_to_budget
-    from repro.cprs.labels import context_text
+def _variant_files(
+    recipe: Recipe, profile: CprsProfile, records: list[Record], compressed: dict[str, dict], folder: Path
+) -> dict:
+    """The held-out records with their documents replaced by each method's reduced context (see METHODS)."""
     from repro.modeling import load_tokenizer
 
     tokenizer = load_tokenizer(recipe.model)
-
-    def count(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
     rows: dict[str, list[Record]] = {m: [] for m in METHODS}
     for record in records:
-        context, _ = context_text(record)
-        kept = compressed[record.id]["sentence"]
-        budget = int(kept["kept_tokens"])
-        reduced = {
-            "cprs": kept["text"],
-            "bm25": reduced_text(context, bm25_select(context, record.question, budget, count)),
-            "truncate": reduced_text(context, truncate_to_budget(context, budget, tokenizer)),
-        }
         rows["full"].append(record)
-        for method, text in reduced.items():
+        kept = compressed[record.id]["sentence"]
+        for method, text in reduced_contexts(record, kept, fixed_budget(profile, record), tokenizer).items():
             rows[method].append(_with_context(record, text))
     files = {}
     for method, items in rows.items():
@@ -259,6 +254,36 @@ def _variant_files(recipe: Recipe, records: list[Record], compressed: dict[str, 
         if not files[method].is_file():
             write_records(files[method], items)
     return files
+
+
+def fixed_budget(profile: CprsProfile, record: Record) -> int:
+    if record.length_set not in profile.bm25_budgets:
+        raise ReproError(f"{record.id}: set {record.length_set} has no fixed BM25 budget in the profile")
+    return profile.bm25_budgets[record.length_set]
+
+
+def reduced_contexts(record: Record, kept: dict, fixed: int, tokenizer: Any) -> dict[str, str]:
+    """Each reduced context of a record: sentence-level CPRS (`kept`, a Compression's JSON), BM25 over 600-token
+    chunks and truncation at the tokens CPRS kept, BM25 at the `fixed` budget, and the gold evidence sentences."""
+    from repro.cprs.baselines import bm25_select, count_with, reduced_text, token_cutter, truncate_to_budget
+    from repro.cprs.labels import context_text, critical_spans
+
+    context, _ = context_text(record)
+    budget = int(kept["kept_tokens"])
+
+    def count(text: str) -> int:
+        return count_with(tokenizer, text)
+
+    def bm25(tokens: int) -> str:
+        return reduced_text(context, bm25_select(context, record.question, tokens, count, cut=token_cutter(tokenizer)))
+
+    return {
+        "cprs": kept["text"],
+        "bm25": bm25(budget),
+        "bm25-fixed": bm25(fixed),
+        "truncate": reduced_text(context, truncate_to_budget(context, budget, tokenizer)),
+        "oracle": reduced_text(context, critical_spans(record, "sentence")),
+    }
 
 
 def _with_context(record: Record, text: str) -> Record:

@@ -277,6 +277,12 @@ class SoloPoSection:
     align_rejected: bool = False  # SoLo-RA on the rejected response too (the paper aligns the chosen only)
 
 
+def _check_class_weights(value: list[float]) -> str | None:
+    if len(value) != 4 or any(w <= 0 for w in value):
+        return f"must be four weights > 0, one per tag B, I, O, E (BIO uses the first three), got {value}"
+    return None
+
+
 @dataclass
 class CprsSection:
     """QwenLong-CPRS: the compressor's training data and labels, and window-parallel compression."""
@@ -294,6 +300,14 @@ class CprsSection:
     bidirectional_layers: int | None = _ranged(None, 0)  # None: the top 25% (the paper's 7 of 28)
     scheme: Literal["BIOE", "BIO"] = "BIOE"
     focal_gamma: float | None = _ranged(2.0, 0.0)  # None: cross-entropy for the boundary head
+    # Boundary-loss class weights in the order B, I, O, E (a BIO head takes B, I, O). The released code passes a
+    # class-weight vector (`bi_loss_weight`, modeling_qwen2.py) whose checkpoint is named `bi_weight_10`; the
+    # vector itself is not released: read as 10 for the span tags B, I, E against 1 for O.
+    boundary_class_weights: list[float] = field(
+        default_factory=lambda: [10.0, 10.0, 1.0, 10.0], metadata={"check": _check_class_weights}
+    )
+    # weight of the word "outside" in the label-word loss (released checkpoint name: `outside_weight_0.5`)
+    outside_weight: float = _ranged(0.5, 0.0)
     mask_fraction: float = _ranged(0.5, 0.0, 1.0)  # non-critical positions masked from the gradient per step
     max_tokens: int = _ranged(2048, 16)  # training window (prompt prefix included)
     # compression
@@ -301,6 +315,10 @@ class CprsSection:
     window_tokens: int = _ranged(2048, 16)  # w, prompt prefix included
     window_batch: int = _ranged(4, 1)  # windows per forward
     fill_gaps: int = _ranged(20, 0)  # gaps shorter than this inside a span are kept
+    # spans shorter than this (after gap filling) are dropped; 2 = the released demo's min_keyword_len 1 (its
+    # decoder keeps spans longer than min_keyword_len tokens): a lone tagged token is mostly noise, a name or a
+    # value is rarely one token
+    min_span_tokens: int = _ranged(2, 1)
     budget_tokens: int | None = _ranged(None, 1)  # keep the best spans up to this many tokens
     threshold: float | None = _ranged(None, 0.0, 1.0)  # keep tokens whose keep probability reaches it
     granularity: Literal["keyword", "sentence", "paragraph"] = "sentence"

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from repro.cprs.baselines import bm25_scores, bm25_select, chunk_spans, reduced_text, truncate_to_budget
+from repro.cprs.baselines import (
+    CHUNK_TOKENS,
+    bm25_scores,
+    bm25_select,
+    chunk_spans,
+    reduced_text,
+    token_cutter,
+    truncate_to_budget,
+)
 from repro.cprs.metrics import char_overlap, macro_prf, micro_prf, span_prf
 from repro.tiny import build_tokenizer
 
@@ -133,6 +143,44 @@ def test_corpus_without_terms_does_not_break_bm25():
     text = "A b. C d. E f."  # single-letter words: BM25 keeps no term at all
     assert bm25_select(text, "a b c", 4, count_words, 2) == [(0, 9)]
     assert bm25_select("", "anything", 10, count_words) == []
+
+
+def cut_words(text: str, n: int) -> int:
+    """The chars of the first n words of text (with the whitespace before them)."""
+    ends = [m.end() for m in re.finditer(r"\S+", text)]
+    return ends[min(n, len(ends)) - 1] if n > 0 and ends else 0
+
+
+def test_chunks_are_the_papers_600_tokens_by_default():
+    # three 250-word sentences: the first two pack to 500 <= 600, the third would make 750: a new chunk
+    sentence = " ".join(["word"] * 249) + " stop."
+    text = " ".join([sentence] * 3)
+    assert CHUNK_TOKENS == 600 and len(sentence) == 249 * 5 + 5 == 1250
+    assert chunk_spans(text, count_words) == [(0, 2501), (2501, 3752)]
+    assert [count_words(text[s:e]) for s, e in chunk_spans(text, count_words)] == [500, 250]
+
+
+def test_bm25_fills_the_budget_by_cutting_the_next_chunk():
+    question = "Where did the violin concerto premiere?"
+    # violin (6 words) fits 9; apples (7 words, the tie with rivers goes to the earlier) is cut to the 3 left:
+    # "Apples grow on" = (0, 14)
+    assert bm25_select(FACTS, question, 9, count_words, 7, cut=cut_words) == [(0, 14), VIOLIN]
+    assert bm25_select(FACTS, question, 9, count_words, 7) == [VIOLIN]  # without cutting: 3 words stay unused
+    # a budget under the best chunk keeps its beginning: " The violin concerto" = (36, 56)
+    assert bm25_select(FACTS, question, 3, count_words, 7, cut=cut_words) == [(36, 56)]
+    assert bm25_select(FACTS, question, 3, count_words, 7) == []
+    assert bm25_select(FACTS, question, 6, count_words, 7, cut=cut_words) == [VIOLIN]  # a whole fit: nothing cut
+    for budget in range(0, 25):
+        spans = bm25_select(FACTS, question, budget, count_words, 7, cut=cut_words)
+        assert sum(count_words(FACTS[s:e]) for s, e in spans) == min(budget, 19)  # filled, never over
+
+
+def test_token_cutter_is_truncation_at_a_token_boundary(tokenizer):
+    cut = token_cutter(tokenizer)
+    text = "The capital of France is Paris."
+    for n in range(1, 6):
+        assert cut(text, n) == truncate_to_budget(text, n, tokenizer)[0][1]
+    assert cut(text, 0) == 0 and cut(text, 1000) == len(text)
 
 
 # truncate_to_budget

@@ -13,17 +13,20 @@ from repro.cprs.labels import (
     TAG_I,
     TAG_O,
     agnostic_instruction,
+    answer_strings,
     build_example,
     context_text,
     critical_spans,
+    keyword_spans,
     merge_spans,
     sentence_spans,
     system_prompt,
     token_labels,
     word_targets,
 )
+from repro.data.phrases import phrase_spans
 from repro.data.schema import Doc, Evidence, Record
-from repro.errors import ConfigError
+from repro.errors import ConfigError, DataError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 O, B, I, E = TAG_O, TAG_B, TAG_I, TAG_E  # noqa: E741 (short names keep the hand-written tag lists readable)
@@ -72,12 +75,41 @@ def test_sentence_rule_splits_on_end_marks_and_newlines_only():
     assert sentence_spans("A.  \n\n  B") == [(0, 2), (8, 9)]
 
 
-def test_keyword_spans_are_the_evidence_in_context_chars():
-    record = make_record([Evidence(0, 19, 22), Evidence(1, 0, 11)])
+def test_keyword_spans_are_answer_strings_and_names_inside_the_evidence():
+    """Evidence: "Sales hit 5.2 m!" (doc 0, 9-25) and "Zürich – 東京 is far." (doc 1, 0-19). The answer "5.2 m" sits
+    at doc 0 19-24, context 18 + 19 = 37 to 42; the alias "東京" at doc 1 9-11, context 66 + 9 = 75 to 77; the alias
+    "ZÜRICH" matches "Zürich" whatever the case, 66-72; the alias "5" is inside the number 5.2 and "End" outside
+    the evidence: neither is a keyword. The titles "Alpha" and "Beta" are not in the evidence."""
+    record = make_record([Evidence(0, 9, 25), Evidence(1, 0, 19)])
+    record.answer_aliases = ["東京", "ZÜRICH", "5", "End"]
     context, _ = context_text(record)
     spans = critical_spans(record, "keyword")
-    assert spans == [(37, 40), (66, 77)]
-    assert [context[s:e] for s, e in spans] == ["5.2", "Zürich – 東京"]
+    assert spans == [(37, 42), (66, 72), (75, 77)]
+    assert [context[s:e] for s, e in spans] == ["5.2 m", "Zürich", "東京"]
+    assert keyword_spans(record) == [(0, 19, 24), (1, 9, 11), (1, 0, 6)]
+    # sentence and paragraph stay as they were: the sentences, the documents
+    sentences = [context[s:e] for s, e in critical_spans(record, "sentence")]
+    assert sentences == ["Sales hit 5.2 m!", "Zürich – 東京 is far."]
+    assert critical_spans(record, "paragraph") == [(18, 47), (66, 90)]
+
+
+def test_keyword_names_come_from_entities_and_yes_no_is_no_keyword():
+    record = make_record([Evidence(0, 0, 25)])  # "It rose. Sales hit 5.2 m!"
+    record.answer = {"yes": ["Sales"], "no": []}
+    record.meta = {"entities": ["rose", "Beta"]}
+    context, _ = context_text(record)
+    # answer strings: "yes", "Sales", "no" (yes and no dropped); entity of doc 0: "rose" (3-7 in doc 0)
+    assert answer_strings(record.answer) == ["yes", "Sales", "no"]
+    assert [context[s:e] for s, e in critical_spans(record, "keyword")] == ["rose", "Sales"]
+
+
+def test_phrase_spans_by_hand():
+    text = "Revenue of $1,034.9 million; 1 office in Vinci, Leonardo da Vinci's town (not Vincible)."
+    assert phrase_spans(text, "$1,034.9 million") == [(11, 27)]
+    assert phrase_spans(text, "1") == [(29, 30)]  # the 1 of "$1,034.9" is part of a longer number
+    assert phrase_spans(text, "vinci") == [(41, 46), (60, 65)]  # not inside "Vincible"
+    assert phrase_spans(text, "vinci", 47) == [(60, 65)]
+    assert phrase_spans(text, "  ") == []
 
 
 def test_sentence_spans_cover_whole_sentences_around_evidence():
@@ -103,9 +135,14 @@ def test_paragraph_spans_are_needed_docs_or_else_evidence_docs():
     assert critical_spans(make_record([]), "paragraph") == []
 
 
-def test_overlapping_and_empty_evidence_merge_or_drop():
-    record = make_record([Evidence(0, 9, 14), Evidence(0, 12, 18), Evidence(0, 18, 22), Evidence(1, 4, 4)])
+def test_listed_keyword_spans_merge_when_they_overlap_or_touch_and_bad_ones_are_a_data_error():
+    record = make_record([Evidence(0, 9, 25)])
+    record.meta = {"keyword_spans": [[0, 9, 14], [0, 12, 18], [0, 18, 22], [1, 4, 4]]}
     assert critical_spans(record, "keyword") == [(27, 40)]
+    for bad in ([[0, 9]], [[2, 0, 1]], [[0, 20, 30]], "x"):
+        record.meta = {"keyword_spans": bad}
+        with pytest.raises(DataError, match="keyword_spans"):
+            critical_spans(record, "keyword")
     assert merge_spans([(5, 7), (0, 2), (2, 3), (9, 9), (6, 8)]) == [(0, 3), (5, 8)]
 
 
@@ -150,13 +187,13 @@ def test_bio_tags_and_word_targets():
 def test_unicode_spans_map_to_exact_substrings_through_a_tokenizer(tokenizer):
     record = make_record([Evidence(1, 0, 11)])
     context, _ = context_text(record)
-    (span,) = critical_spans(record, "keyword")
-    assert context[span[0] : span[1]] == "Zürich – 東京"
+    (span,) = critical_spans(record, "sentence")
+    assert context[span[0] : span[1]] == "Zürich – 東京 is far."
     encoded = tokenizer(context, add_special_tokens=False, return_offsets_mapping=True)
     offsets = [tuple(o) for o in encoded["offset_mapping"]]
     tags = token_labels(offsets, [span])
     inside = [offsets[i] for i, t in enumerate(tags) if t != O]
-    assert min(a for a, _ in inside) == 66 and max(b for _, b in inside) == 77
+    assert min(a for a, _ in inside) == 66 and max(b for _, b in inside) == 85
     assert tags[[i for i, t in enumerate(tags) if t != O][0]] == B
     assert tags[[i for i, t in enumerate(tags) if t != O][-1]] == E
 
@@ -198,21 +235,28 @@ def test_build_example_agnostic_prompt_and_first_window_cut(tokenizer):
 
 def test_span_cut_by_the_window_edge_ends_in_i_not_e(tokenizer):
     record = make_record([Evidence(0, 0, len(ALPHA))])
-    full = build_example(record, tokenizer, "keyword", query_aware=True, max_tokens=4096)
+    full = build_example(record, tokenizer, "sentence", query_aware=True, max_tokens=4096)
     first_inside = full["critical_mask"].index(1)
     assert first_inside >= full["prompt_len"]
-    cut = build_example(record, tokenizer, "keyword", query_aware=True, max_tokens=first_inside + 2)
+    cut = build_example(record, tokenizer, "sentence", query_aware=True, max_tokens=first_inside + 2)
     assert cut["tags"][-2:] == [B, I]
 
 
 def test_loong_mini_records_label_their_evidence():
+    from repro.data.loong_mini.fields import FIELDS
     from repro.data.loong_mini.generate import generate
 
     record = generate(1, seed=3, sets=(1,), tasks="spotlight")[0]
     context, doc_spans = context_text(record)
     keyword = critical_spans(record, "keyword")
-    evidence_text = [record.docs[e.doc].text[e.start : e.end] for e in record.evidence]
-    assert [context[s:e] for s, e in keyword] == evidence_text
+    (evidence,) = record.evidence
+    (doc,) = record.needed_docs
+    field = record.meta["params"]["field"]
+    value = FIELDS[record.domain][field].fmt(record.meta["facts"][doc][field])
+    # the keywords are the entity's name and the asked value, both inside the evidence sentence
+    assert sorted(context[s:e] for s, e in keyword) == sorted([record.meta["entities"][doc], value])
+    at = doc_spans[doc][0]
+    assert all(at + evidence.start <= s < e <= at + evidence.end for s, e in keyword)
     instruction = agnostic_instruction(record)
     (needed,) = record.needed_docs
     assert record.meta["entities"][needed] in instruction and record.question not in instruction
@@ -234,8 +278,10 @@ def test_hotpotqa_supporting_facts_label_sentences_and_their_documents():
     record = convert("hotpotqa", str(FIXTURES / "hotpotqa" / "hotpot_dev_distractor.json"))[0]
     context, _ = context_text(record)
     facts = ["Edward Davis Wood Jr. was an American filmmaker.", "Scott Derrickson is an American director."]
-    for granularity in ("keyword", "sentence"):  # HotpotQA marks whole sentences: both granularities agree
-        assert [context[s:e] for s, e in critical_spans(record, granularity)] == facts
+    assert [context[s:e] for s, e in critical_spans(record, "sentence")] == facts
+    # keywords: the titles of the evidence documents where the facts name them ("Ed Wood" is "Edward Davis Wood
+    # Jr." there); the answer "yes" is none
+    assert [context[s:e] for s, e in critical_spans(record, "keyword")] == ["Scott Derrickson"]
     assert [context[s:e] for s, e in critical_spans(record, "paragraph")] == [
         "Edward Davis Wood Jr. was an American filmmaker. He made low-budget films.",
         "Scott Derrickson is an American director. He lives in Los Angeles. He directed Doctor Strange.",
@@ -251,5 +297,33 @@ def test_musique_supporting_paragraphs_are_the_spans_at_every_granularity():
         "The Mona Lisa is a portrait painted by Leonardo da Vinci and kept at the Louvre.",
         "Leonardo da Vinci was born in Vinci in 1452.",
     ]
-    for granularity in ("keyword", "sentence", "paragraph"):
+    for granularity in ("sentence", "paragraph"):
         assert [context[s:e] for s, e in critical_spans(record, granularity)] == paragraphs
+    # the titles of the evidence documents ("Mona Lisa", "Leonardo da Vinci") and the answer "Vinci", wherever
+    # the supporting paragraphs hold them (the answer inside the painter's name merges into it)
+    keywords = [context[s:e] for s, e in critical_spans(record, "keyword")]
+    assert keywords == ["Mona Lisa", "Leonardo da Vinci", "Leonardo da Vinci", "Vinci"]
+
+
+def test_loong_mini_keyword_strings_name_the_entity_and_the_asked_value():
+    from repro.data.loong_mini.render import keyword_strings
+
+    case = {"case_id": "2011-CV-70766", "category": "Contract", "plaintiff": "Jonas Fenwick", "cause": "a breach"}
+    assert keyword_strings("legal", case, "cause", "category") == ["2011-CV-70766", "Contract"]
+    assert keyword_strings("legal", case, "cause", "plaintiff") == ["2011-CV-70766", "Jonas Fenwick"]
+    assert keyword_strings("paper", {"title": "Deep Nets"}, "cite:Old Nets") == ["Deep Nets", "Old Nets"]
+    company = {"company": "Acme Ltd", "revenue": 1034.9}
+    assert keyword_strings("financial", company, "revenue", "revenue") == ["Acme Ltd", "$1,034.9 million"]
+
+
+def test_every_loong_mini_evidence_sentence_has_its_name_and_value_and_nothing_else():
+    from repro.data.loong_mini.generate import generate
+
+    for record in generate(26, seed=5, sets=(1,)):
+        listed = record.meta["keyword_spans"]
+        for ev in record.evidence:
+            inside = [(s, e) for d, s, e in listed if d == ev.doc and ev.start <= s < e <= ev.end]
+            assert len(inside) >= 2, record.id  # the entity's name and the value (or the cited name)
+        assert all(any(d == ev.doc and ev.start <= s and e <= ev.end for ev in record.evidence) for d, s, e in listed)
+        words = sum(e - s for s, e in critical_spans(record, "keyword"))
+        assert 0 < words < sum(e - s for s, e in critical_spans(record, "sentence"))

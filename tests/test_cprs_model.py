@@ -8,7 +8,13 @@ import math
 import pytest
 import torch
 
-from repro.cprs.loss import critic_loss, drop_non_critical, mask_non_critical, mask_positions
+from repro.cprs.loss import (
+    boundary_weight_vector,
+    critic_loss,
+    drop_non_critical,
+    mask_non_critical,
+    mask_positions,
+)
 from repro.cprs.model import (
     TokenCritic,
     bidirectional_layer_indices,
@@ -227,6 +233,89 @@ def test_focal_with_gamma_zero_is_cross_entropy_and_gradients_are_finite():
     assert (boundary_logits.grad[0, 2] == 0).all() and (word_logits.grad[0, 2] == 0).all()  # the ignored position
 
 
+# Class-weighted losses, as the released modelling code: 3 counted positions and one ignored. Logits are the logs
+# of the probabilities, so softmax gives them back exactly. Boundary columns are the kit's tag ids O, B, I, E.
+W_BOUNDARY = [[0.125, 0.5, 0.25, 0.125], [0.8, 0.1, 0.05, 0.05], [0.25, 0.25, 0.25, 0.25], [0.5, 0.125, 0.125, 0.25]]
+W_TAGS = [1, 0, -100, 3]  # B (p 0.5), O (p 0.8), ignored, E (p 0.25)
+W_WORDS = [[0.25, 0.75], [0.8, 0.2], [0.5, 0.5], [0.5, 0.5]]  # columns: "outside", the tag word
+W_WORD_TARGETS = [1, 0, -100, 1]  # the tag word (p 0.75), outside (p 0.8), ignored, the tag word (p 0.5)
+RELEASED_BIOE = [10.0, 10.0, 1.0, 10.0]  # B, I, O, E
+
+
+def weighted_loss(gamma: float | None, outside_weight: float = 0.5):
+    def logs(rows):
+        return torch.tensor([[[math.log(p) for p in row] for row in rows]])
+
+    return critic_loss(
+        logs(W_WORDS),
+        torch.tensor([W_WORD_TARGETS]),
+        logs(W_BOUNDARY),
+        torch.tensor([W_TAGS]),
+        focal_gamma=gamma,
+        class_weights=boundary_weight_vector(RELEASED_BIOE, 4),
+        outside_weight=outside_weight,
+    )
+
+
+# word loss: torch's weighted CE mean, "outside" weighing 0.5: (ln(4/3) + 0.5 ln(1.25) + ln 2) / (1 + 0.5 + 1)
+HAND_WORD = (math.log(4 / 3) + 0.5 * math.log(1.25) + math.log(2)) / 2.5
+
+
+def test_boundary_weights_map_b_i_o_e_onto_tag_ids_and_bio_drops_e():
+    assert boundary_weight_vector([10, 20, 1, 30], 4).tolist() == [1, 10, 20, 30]  # O, B, I, E
+    assert boundary_weight_vector([10, 20, 1, 30], 3).tolist() == [1, 10, 20]  # BIO: O, B, I
+    with pytest.raises(ValueError, match="B, I, O, E"):
+        boundary_weight_vector([1, 1, 1], 3)
+
+
+def test_weighted_cross_entropy_boundary_loss_by_hand():
+    """CE weighted as torch's CrossEntropyLoss(weight=...): sum w_y * -ln p_y / sum w_y.
+    B: 10 ln 2 = 6.931472; O: 1 * ln 1.25 = 0.223144; E: 10 ln 4 = 13.862944; sum 21.017560 / (10 + 1 + 10)."""
+    loss, units = weighted_loss(gamma=None)
+    boundary = (10 * math.log(2) + math.log(1.25) + 10 * math.log(4)) / 21
+    assert boundary == pytest.approx(1.000836, abs=1e-6)
+    assert units == 3
+    assert loss.item() == pytest.approx(3 * (HAND_WORD + boundary), rel=1e-6)
+    # the same boundary mean from torch's own weighted cross-entropy, as the released code calls it
+    logits = torch.tensor([[math.log(p) for p in row] for row in W_BOUNDARY])
+    torch_ce = torch.nn.CrossEntropyLoss(weight=torch.tensor([1.0, 10.0, 10.0, 10.0]))(logits, torch.tensor(W_TAGS))
+    assert torch_ce.item() == pytest.approx(boundary, rel=1e-6)
+
+
+def test_weighted_focal_boundary_loss_by_hand():
+    """Focal as released: ce = w_y * -ln p_y, pt = exp(-ce) = p_y ** w_y, mean of (1 - pt)^2 * ce.
+    B: ce 10 ln 2, pt 0.5^10 = 1/1024; O: ce ln 1.25, pt 0.8, (0.2)^2 = 0.04; E: ce 10 ln 4, pt 0.25^10 = 2^-20.
+    Mean over the 3 counted positions: (0.998048 * 6.931472 + 0.04 * 0.223144 + 0.999998 * 13.862944) / 3."""
+    loss, units = weighted_loss(gamma=2.0)
+    b = (1 - 1 / 1024) ** 2 * 10 * math.log(2)
+    o = 0.2**2 * math.log(1.25)
+    e = (1 - 2**-20) ** 2 * 10 * math.log(4)
+    boundary = (b + o + e) / 3
+    assert boundary == pytest.approx(6.929928, abs=1e-6)
+    assert units == 3
+    assert loss.item() == pytest.approx(3 * (HAND_WORD + boundary), rel=1e-6)
+    # without weights it is the old focal loss: (0.25 ln 2 + 0.04 ln 1.25 + 0.5625 ln 4) / 3, far smaller
+    unweighted, _ = critic_loss(
+        torch.tensor([[[math.log(p) for p in row] for row in W_WORDS]]),
+        torch.tensor([W_WORD_TARGETS]),
+        torch.tensor([[[math.log(p) for p in row] for row in W_BOUNDARY]]),
+        torch.tensor([W_TAGS]),
+        focal_gamma=2.0,
+    )
+    plain_word = (math.log(4 / 3) + math.log(1.25) + math.log(2)) / 3
+    plain_boundary = (0.25 * math.log(2) + 0.04 * math.log(1.25) + 0.5625 * math.log(4)) / 3
+    assert unweighted.item() == pytest.approx(3 * (plain_word + plain_boundary), rel=1e-6)
+
+
+def test_outside_weight_scales_only_outside_targets():
+    """outside_weight 1 is the plain mean (ln(4/3) + ln 1.25 + ln 2) / 3; 0 leaves the two tag-word positions."""
+    boundary = (10 * math.log(2) + math.log(1.25) + 10 * math.log(4)) / 21
+    plain, _ = weighted_loss(gamma=None, outside_weight=1.0)
+    assert plain.item() == pytest.approx(3 * ((math.log(4 / 3) + math.log(1.25) + math.log(2)) / 3 + boundary))
+    tags_only, _ = weighted_loss(gamma=None, outside_weight=0.0)
+    assert tags_only.item() == pytest.approx(3 * ((math.log(4 / 3) + math.log(2)) / 2 + boundary))
+
+
 # ---------------------------------------------------------------------------------------------
 # Masking non-critical positions
 
@@ -266,3 +355,20 @@ def test_drop_non_critical_masks_both_targets_alike():
     words, tags = drop_non_critical(targets, boundary, critical, fraction=0.5, step=1, seed=5)
     assert torch.equal(words == -100, tags == -100)
     assert int((words == -100).sum()) == 2 + 5
+
+
+def test_recipes_carry_the_released_weights_and_reject_a_bad_vector():
+    from pathlib import Path
+
+    from repro.config import load_recipe
+    from repro.errors import ConfigError
+
+    recipes = Path(__file__).resolve().parent.parent / "recipes"
+    for path in (recipes / "tiny" / "cprs.yaml", recipes / "qwen2.5-1.5b" / "cprs.yaml"):
+        cfg = load_recipe(path).cprs
+        assert (cfg.boundary_class_weights, cfg.outside_weight) == ([10.0, 10.0, 1.0, 10.0], 0.5)
+    for bad in ("[10, 10, 1]", "[10, 10, 0, 10]"):
+        with pytest.raises(ConfigError, match="one per tag B, I, O, E"):
+            load_recipe(recipes / "tiny" / "cprs.yaml", [f"cprs.boundary_class_weights={bad}"])
+    with pytest.raises(ConfigError, match="cprs.outside_weight"):
+        load_recipe(recipes / "tiny" / "cprs.yaml", ["cprs.outside_weight=-1"])

@@ -44,6 +44,27 @@ def test_trends_read_the_paired_differences_ratio_timing_and_latency():
     assert "the full context on set" not in lines[-1]  # that one was separated
 
 
+def test_fixed_budget_bm25_and_oracle_lines():
+    """Items r0-r3, one set. cprs − bm25-fixed = [100, 100, 0, 0] − [0, 0, 0, 0] = +50; the oracle scores 100 on
+    every item, so full − oracle = -100 with every resample -100, and cprs − oracle = [0, 0, -100, -100] = -50."""
+    sets = [1, 1, 1, 1]
+    stages = {
+        "full": scores([0, 0, 0, 0], sets),
+        "cprs": scores([100, 100, 0, 0], sets),
+        "bm25-fixed": scores([0, 0, 0, 0], sets),
+        "oracle": scores([100, 100, 100, 100], sets),
+    }
+    text = "\n".join(trend_lines(stages, {}, {}, {}))
+    assert "Compressed > BM25 at a fixed budget per set (the paper's RAG: 16K tokens of 128K): " in text
+    assert "(cprs − bm25-fixed = +50.0 [" in text and "paper: +4.27 Ruler-128K" in text
+    assert "BM25 at the same token budget" not in text  # no bm25 row given
+    oracle = next(line for line in text.splitlines() if line.startswith("The reader on the gold evidence alone"))
+    assert "full − oracle = -100.0 [-100.0, -100.0] over 4 items" in oracle
+    assert "cprs − oracle = -50.0 [" in oracle
+    without = trend_lines({"full": stages["full"], "cprs": stages["cprs"]}, {}, {}, {})
+    assert not any(line.startswith("The reader on the gold evidence") for line in without)
+
+
 def test_timing_growth_prefers_lengths_four_apart():
     timing = {str(n): {"seconds": n / 1000, "windows": 1} for n in (2048, 4096, 8192, 32768)}
     a, b, ratio = timing_growth(timing)
@@ -59,7 +80,15 @@ def test_whole_report_has_its_sections_and_plots(tmp_path):
     ]
     write_records(data, records)
     evals = {}
-    for method, values in {"full": [100, 0, 0, 0], "cprs": [100, 100, 100, 0], "bm25": [0, 0, 100, 0]}.items():
+    methods = {
+        "full": [100, 0, 0, 0],
+        "cprs": [100, 100, 100, 0],
+        "bm25": [0, 0, 100, 0],
+        "bm25-fixed": [0, 100, 100, 0],
+        "truncate": [0, 0, 0, 0],
+        "oracle": [100, 100, 100, 100],
+    }
+    for method, values in methods.items():
         folder = tmp_path / f"eval-{method}"
         folder.mkdir()
         (folder / "recipe.yaml").write_text(f"model:\n  source: tiny\neval:\n  data: {data}\n  judge: rule\n")
@@ -69,8 +98,16 @@ def test_whole_report_has_its_sections_and_plots(tmp_path):
     spans = {"keyword": (0.25, 0.5, 1 / 3), "sentence": (0.5, 0.5, 0.5), "paragraph": (1.0, 0.8, 8 / 9)}
     ratios = {1: {"input_tokens": 500, "kept_tokens": 50, "ratio": 10.0}}
     timing = {"2048": {"seconds": 1.0, "windows": 2}, "8192": {"seconds": 4.0, "windows": 8}}
-    report = write_cprs_report(tmp_path, evals, spans, ratios, {}, timing, ["a note"])
+    report = write_cprs_report(tmp_path, evals, spans, ratios, {}, timing, ["a note"], {1: 62, 2: 125})
     text = report.read_text()
+    # one row per context, the oracle among them: the mean of its four items is 100.0, CPRS's 75.0
+    rows = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ")}
+    assert {"full", "cprs", "bm25", "bm25-fixed", "truncate", "oracle"} <= set(rows)
+    assert rows["oracle"].endswith("| 100.0 |") and rows["cprs"].endswith("| 75.0 |")
+    assert "`oracle` = the gold evidence sentences alone" in text and "600-token chunks" in text
+    assert "set 1: 62, set 2: 125 tokens" in text
+    for pair in ("bm25-fixed → cprs", "oracle → cprs", "truncate → cprs"):
+        assert pair in text
     for heading in ("## The reader's scores by context", "## Differences", "## Span quality", "## Compression ratio"):
         assert heading in text
     assert "| keyword | 0.250 | 0.500 | 0.333 |" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -11,6 +12,7 @@ from repro.cprs.windows import (
     Compression,
     compression_ratio,
     join_spans,
+    keep_tags,
     select_by_budget,
     spans_to_chars,
     split_windows,
@@ -73,6 +75,72 @@ def test_tags_to_spans_bio_and_probabilities():
         tags_to_spans(None)
     with pytest.raises(ValueError, match="not one of"):
         tags_to_spans([O, 7])
+
+
+def softmax_rows(logits: list[list[float]]) -> list[list[float]]:
+    rows = []
+    for row in logits:
+        total = sum(math.exp(v) for v in row)
+        rows.append([math.exp(v) / total for v in row])
+    return rows
+
+
+def log_rows(probs: list[list[float]]) -> list[list[float]]:
+    """Logits whose softmax is exactly the given rows (each sums to 1)."""
+    return [[math.log(p) for p in row] for row in probs]
+
+
+# columns O, B, I, E; 12 positions
+HAND_PROBS = [
+    [0.7, 0.1, 0.1, 0.1],  # 0: O
+    [0.4, 0.3, 0.2, 0.1],  # 1: argmax O, but B+I+E = 0.6 > 0.4: kept
+    [0.1, 0.1, 0.7, 0.1],  # 2: I
+    [0.1, 0.1, 0.1, 0.7],  # 3: E
+    [0.7, 0.1, 0.1, 0.1],  # 4: O
+    [0.5, 0.2, 0.2, 0.1],  # 5: B+I+E = 0.5, not above P(O) = 0.5: O
+    [0.1, 0.7, 0.1, 0.1],  # 6: B
+    [0.1, 0.1, 0.1, 0.7],  # 7: E
+    [0.7, 0.1, 0.1, 0.1],  # 8: O
+    [0.7, 0.1, 0.1, 0.1],  # 9: O
+    [0.7, 0.1, 0.1, 0.1],  # 10: O
+    [0.1, 0.7, 0.1, 0.1],  # 11: B alone, a one-token span
+]
+
+
+def test_keep_rule_gap_fill_and_short_spans_from_hand_made_logits():
+    probs = softmax_rows(log_rows(HAND_PROBS))
+    assert keep_tags(probs) == [O, B, I, E, O, O, B, E, O, O, O, B]
+    # the argmax over the four tags would drop position 1: its span would start at 2
+    assert [max(range(4), key=row.__getitem__) for row in probs][:4] == [O, O, I, E]
+    # raw spans (1, 4), (6, 8), (11, 12)
+    assert tags_to_spans(None, probs, fill_gaps=0) == [(1, 4), (6, 8), (11, 12)]
+    # the 2-token gap 4-5 is filled when gaps under 3 are; the 3-token gap 8-10 stays
+    assert tags_to_spans(None, probs, fill_gaps=3) == [(1, 8), (11, 12)]
+    # the lone B at 11 is shorter than 2 tokens: dropped after gap filling
+    assert tags_to_spans(None, probs, fill_gaps=3, min_span_tokens=2) == [(1, 8)]
+    # a gap limit of 4 joins it first (the released order: fill, then drop), so it stays
+    assert tags_to_spans(None, probs, fill_gaps=4, min_span_tokens=2) == [(1, 12)]
+    # minimum 4 drops the 3-token (1, 4) and the 2-token (6, 8) when no gap is filled
+    assert tags_to_spans(None, probs, fill_gaps=0, min_span_tokens=3) == [(1, 4)]
+
+
+def test_keep_rule_for_bio_rows_and_runs_that_lean_to_b():
+    # columns O, B, I: B + I against O; 0.5 is not above 0.5, 0.8 and 0.66 are
+    probs = [[0.5, 0.3, 0.2], [0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [0.34, 0.33, 0.33], [0.9, 0.05, 0.05]]
+    assert keep_tags(probs, "BIO") == [O, O, B, I, O]
+    # three kept tokens that each lean to B make one 3-token span, not three 1-token ones
+    leaning = [[0.4, 0.3, 0.2, 0.1]] * 3 + [[0.9, 0.04, 0.03, 0.03]]
+    assert keep_tags(leaning) == [B, I, E, O]
+    assert tags_to_spans(None, leaning, fill_gaps=0, min_span_tokens=2) == [(0, 3)]
+
+
+def test_threshold_rule_then_gap_fill_and_minimum():
+    keep = [0.2, 0.6, 0.7, 0.5, 0.1, 0.9, 0.4, 0.3, 0.2, 0.1, 0.55]
+    tags = threshold_tags(keep, 0.5)  # kept: 1-3, 5, 10
+    assert tags == [O, B, I, E, O, B, O, O, O, O, B]
+    assert tags_to_spans(tags, fill_gaps=0) == [(1, 4), (5, 6), (10, 11)]
+    assert tags_to_spans(tags, fill_gaps=2, min_span_tokens=2) == [(1, 6)]  # the 1-token gap at 4 filled
+    assert tags_to_spans(tags, fill_gaps=0, min_span_tokens=2) == [(1, 4)]
 
 
 TEXT = "Zürich – 東京 is far."

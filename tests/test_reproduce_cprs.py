@@ -8,7 +8,7 @@ import pytest
 
 from repro.data.schema import Doc, Record, read_records, write_records
 from repro.errors import ReproError
-from repro.reproduce_cprs import PROFILES, _ratios, _train_data
+from repro.reproduce_cprs import PROFILES, _ratios, _train_data, fixed_budget, reduced_contexts
 
 
 def record(rid: str, length_set: int | None = None) -> Record:
@@ -61,3 +61,47 @@ def test_the_cpu_note_gives_the_compressor_training_that_ran(tmp_path):
     recipe = load_stage_recipe("recipes/tiny/cprs.yaml", [*batch, "cprs.sets=[1, 2]"], "cprs")
     recipe.cprs.one_granularity_per_record = False
     assert "trained for 3 steps of 8 Loong-mini records (sets 1, 2, every granularity)" in cpu_note(recipe, run)
+
+
+def test_every_profile_has_a_fixed_bm25_budget_per_set_at_an_eighth_of_its_longest_context():
+    for name, profile in PROFILES.items():
+        assert set(profile.sets) <= set(profile.bm25_budgets), name
+    # tiny sets end at 500, 1,000, 2,000 and 4,000 tokens: / 8 (the paper's 16K of 128K), rounded down
+    assert PROFILES["cpu"].bm25_budgets == {1: 62, 2: 125, 3: 250, 4: 500}
+    # workstation sets 1-2 end at 50K and 100K tokens
+    assert PROFILES["workstation"].bm25_budgets == {1: 6250, 2: 12500}
+    with pytest.raises(ReproError, match="set 9 has no fixed BM25 budget"):
+        fixed_budget(PROFILES["cpu"], record("x", 9))
+
+
+def test_reduced_contexts_give_each_method_its_own_budget_and_the_oracle_the_gold_sentences():
+    from repro.cprs.baselines import truncate_to_budget
+    from repro.cprs.labels import context_text
+    from repro.data.schema import Evidence
+    from repro.tiny import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    item = Record(
+        "r1",
+        "hand",
+        "qa",
+        [Doc("Alpha", "It rose. Sales hit 5.2 m!\nEnd"), Doc("Beta", "Zürich – 東京 is far. Tea.")],
+        "What did sales hit?",
+        "5.2 m",
+        length_set=1,
+        evidence=[Evidence(0, 19, 22), Evidence(1, 0, 6)],
+    )
+    context, _ = context_text(item)
+    kept = {"text": "Sales hit 5.2 m!", "kept_tokens": 7}
+    made = reduced_contexts(item, kept, 12, tokenizer)
+    assert set(made) == {"cprs", "bm25", "bm25-fixed", "truncate", "oracle"}
+    assert made["cprs"] == "Sales hit 5.2 m!"
+    # the gold sentences around the evidence, joined as CPRS joins its spans
+    assert made["oracle"] == "Sales hit 5.2 m!\n...\nZürich – 東京 is far."
+    # the context is far under one 600-token chunk: BM25 keeps its beginning, cut to the budget, as truncation
+    (cut7,) = truncate_to_budget(context, 7, tokenizer)
+    (cut12,) = truncate_to_budget(context, 12, tokenizer)
+    assert made["bm25"] == made["truncate"] == context[: cut7[1]]
+    assert made["bm25-fixed"] == context[: cut12[1]] and len(made["bm25-fixed"]) > len(made["bm25"])
+    # a fixed budget over the whole context keeps it all, whatever CPRS kept
+    assert reduced_contexts(item, kept, 10_000, tokenizer)["bm25-fixed"] == context

@@ -10,7 +10,9 @@ from repro.cprs.labels import Span, merge_spans, sentence_spans
 from repro.cprs.windows import DEFAULT_SEPARATOR, join_spans
 
 TokenCounter = Callable[[str], int]
+Cutter = Callable[[str, int], int]  # (text, n) -> chars in the longest beginning of text within n tokens
 BM25_STOPWORDS = "en"
+CHUNK_TOKENS = 600  # the paper's RAG baseline: 600-token chunks, top-k to a 16K-token budget
 
 
 def sentence_units(text: str) -> list[Span]:
@@ -26,7 +28,7 @@ def sentence_units(text: str) -> list[Span]:
     return list(zip([0, *ends[:-1]], ends, strict=True))
 
 
-def chunk_spans(text: str, count_tokens: TokenCounter, chunk_tokens: int = 64) -> list[Span]:
+def chunk_spans(text: str, count_tokens: TokenCounter, chunk_tokens: int = CHUNK_TOKENS) -> list[Span]:
     """Consecutive char spans covering `text` exactly once, whole sentences greedily packed to <= chunk_tokens.
 
     A unit (a sentence with the whitespace before it, see sentence_units) joins the open chunk when the joined
@@ -70,13 +72,20 @@ def bm25_scores(passages: Sequence[str], question: str) -> list[float]:
 
 
 def bm25_select(
-    text: str, question: str, budget_tokens: int, count_tokens: TokenCounter, chunk_tokens: int = 64
+    text: str,
+    question: str,
+    budget_tokens: int,
+    count_tokens: TokenCounter,
+    chunk_tokens: int = CHUNK_TOKENS,
+    cut: Cutter | None = None,
 ) -> list[Span]:
     """Char spans of the BM25-best chunks that fit the token budget, in source order, adjacent chunks merged.
 
     Chunks (chunk_spans) are tried from the highest score down, ties (and a question that matches nothing) in
-    source order; one that would push the running token count past the budget is skipped and smaller later
-    ones may still fit, so the chunks' summed token counts never exceed the budget.
+    source order. Without `cut`, one that would push the running token count past the budget is skipped and
+    smaller later ones may still fit. With `cut`, the first one that no longer fits whole is cut to the tokens
+    left (its beginning, cut(chunk text, tokens left) chars) and the selection stops: the budget is filled, so a
+    budget under one chunk still keeps text. Either way the chunks' summed token counts never exceed the budget.
     """
     if budget_tokens <= 0:
         return []
@@ -90,7 +99,21 @@ def bm25_select(
         if used + size <= budget_tokens:
             kept.append(chunks[i])
             used += size
+        elif cut is not None:
+            start = chunks[i][0]
+            kept.append((start, start + cut(passages[i], budget_tokens - used)))
+            break
     return merge_spans(kept)
+
+
+def token_cutter(tokenizer: Any) -> Cutter:
+    """cut(text, n): the chars of the longest beginning of text that re-tokenizes to at most n tokens."""
+
+    def cut(text: str, n: int) -> int:
+        kept = truncate_to_budget(text, n, tokenizer)
+        return kept[0][1] if kept else 0
+
+    return cut
 
 
 def token_offsets(tokenizer: Any, text: str) -> list[Span]:

@@ -13,9 +13,9 @@ from repro.cprs.model import TokenCritic
 from repro.cprs.windows import (
     DEFAULT_SEPARATOR,
     Compression,
-    argmax_tags,
     compression_ratio,
     join_spans,
+    keep_tags,
     select_by_budget,
     spans_to_chars,
     split_windows,
@@ -64,9 +64,10 @@ def score_windows(
 
 
 def compress(critic: TokenCritic, tokenizer: Any, text: str, cfg: CprsSection, query: str | None = None) -> Compression:
-    """Compress `text` (for `query`, or cfg.instruction): BIOE argmax spans, or the tokens whose keep probability
-    reaches cfg.threshold; gaps under cfg.fill_gaps tokens filled; with cfg.budget_tokens, the best-scoring spans
-    that fit the budget. Spans come back in source order as character offsets into `text`."""
+    """Compress `text` (for `query`, or cfg.instruction): the tokens where P(B)+P(I)+P(E) beats P(O), or whose keep
+    probability reaches cfg.threshold; gaps under cfg.fill_gaps tokens filled; spans under cfg.min_span_tokens
+    dropped; with cfg.budget_tokens, the best-scoring spans that fit the budget. Spans come back in source order
+    as character offsets into `text`."""
     started = time.perf_counter()
     if not text:
         return Compression("", [], DEFAULT_SEPARATOR, 0, 0, 0.0, 0, 0.0)
@@ -82,8 +83,11 @@ def compress(critic: TokenCritic, tokenizer: Any, text: str, cfg: CprsSection, q
     except ValueError as exc:  # the prompt prefix alone fills the window
         raise ConfigError(f"cprs.window_tokens: {exc}; raise it") from None
     tag_probs, keep = score_windows(critic, prefix, context_ids, windows, cfg.window_batch, words.index(tag_word))
-    tags = threshold_tags(keep, cfg.threshold, cfg.scheme) if cfg.threshold is not None else argmax_tags(tag_probs)
-    spans = tags_to_spans(tags, fill_gaps=cfg.fill_gaps)
+    if cfg.threshold is not None:
+        tags = threshold_tags(keep, cfg.threshold, cfg.scheme)
+    else:
+        tags = keep_tags(tag_probs, cfg.scheme)
+    spans = tags_to_spans(tags, fill_gaps=cfg.fill_gaps, min_span_tokens=cfg.min_span_tokens)
     if cfg.budget_tokens is not None:
         spans = select_by_budget(keep, spans, cfg.budget_tokens)
     chars = spans_to_chars(spans, offsets)

@@ -7,9 +7,10 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
 
+from repro.data.phrases import phrase_spans
 from repro.data.prompts import DOC_SEP, apply_chat, render_doc
 from repro.data.schema import Doc, Record
-from repro.errors import ConfigError
+from repro.errors import ConfigError, DataError
 
 Span = tuple[int, int]
 
@@ -167,24 +168,71 @@ def _paragraph_docs(record: Record) -> list[int]:
     return sorted({e.doc for e in record.evidence})
 
 
+NOT_NAMES = {"yes", "no"}  # answers that are no name or value of the evidence
+
+
+def answer_strings(answer: Any) -> list[str]:
+    """Every string an answer holds: itself, a list's items, a mapping's keys and values (nested)."""
+    if isinstance(answer, dict):
+        return [s for k, v in answer.items() for s in (*answer_strings(k), *answer_strings(v))]
+    if isinstance(answer, list):
+        return [s for item in answer for s in answer_strings(item)]
+    return [str(answer)] if answer is not None else []
+
+
+def keyword_spans(record: Record) -> list[tuple[int, int, int]]:
+    """(doc, start, end) in the document's text of the names and values the evidence states.
+
+    Loong-mini records list them (meta["keyword_spans"]: each evidence sentence's entity name and the asked value
+    or cited name). Other records: every whole-word, case-blind occurrence inside an evidence span of an answer
+    string (answer, aliases; not yes/no) or of an evidence document's entity name or title; an evidence span that
+    holds none gives no keyword.
+    """
+    listed = record.meta.get("keyword_spans")
+    if listed is not None:
+        return _checked_keyword_spans(record, listed)
+    doc_ids = sorted({e.doc for e in record.evidence})
+    phrases = [*answer_strings(record.answer), *record.answer_aliases, *_entity_names(record, doc_ids)]
+    phrases = list(dict.fromkeys(p.strip() for p in phrases if p.strip().lower() not in NOT_NAMES))
+    return [
+        (ev.doc, a, b)
+        for ev in record.evidence
+        for phrase in phrases
+        for a, b in phrase_spans(record.docs[ev.doc].text, phrase, ev.start, ev.end)
+    ]
+
+
+def _checked_keyword_spans(record: Record, listed: Any) -> list[tuple[int, int, int]]:
+    ok = isinstance(listed, list) and all(
+        isinstance(item, list)
+        and len(item) == 3
+        and all(isinstance(v, int) for v in item)
+        and 0 <= item[0] < len(record.docs)
+        and 0 <= item[1] <= item[2] <= len(record.docs[item[0]].text)
+        for item in listed
+    )
+    if not ok:
+        raise DataError(f"{record.id}: meta['keyword_spans'] must be [doc, start, end] spans inside its documents")
+    return [(d, s, e) for d, s, e in listed]
+
+
 def critical_spans(record: Record, granularity: str) -> list[Span]:
     """Char spans [start, end) of context_text(record) to keep, sorted, merged and non-overlapping.
 
-    keyword: the evidence spans themselves (as fine as the source marks them: Loong-mini and HotpotQA mark
-    sentences, MuSiQue whole paragraphs); sentence: every sentence an evidence span touches; paragraph: the
-    text of every needed document (needed_docs, else the documents holding evidence).
+    keyword: the names and values the evidence states (keyword_spans); sentence: every sentence an evidence span
+    touches; paragraph: the text of every needed document (needed_docs, else the documents holding evidence).
     """
     check_granularity(granularity)
     _, doc_spans = context_text(record)
     if granularity == "paragraph":
         return merge_spans([doc_spans[i] for i in _paragraph_docs(record)])
+    if granularity == "keyword":
+        return merge_spans([(doc_spans[d][0] + s, doc_spans[d][0] + e) for d, s, e in keyword_spans(record)])
     spans = []
     for ev in record.evidence:
         if ev.end <= ev.start:
             continue
-        start, end = ev.start, ev.end
-        if granularity == "sentence":
-            start, end = _sentence_cover(record.docs[ev.doc].text, start, end)
+        start, end = _sentence_cover(record.docs[ev.doc].text, ev.start, ev.end)
         offset = doc_spans[ev.doc][0]
         spans.append((offset + start, offset + end))
     return merge_spans(spans)

@@ -11,7 +11,8 @@ import torch
 
 from repro.config import Recipe, recipe_to_yaml
 from repro.cprs.labels import IGNORE, OUTSIDE_WORD, TAG_WORDS, build_example
-from repro.cprs.loss import critic_loss, drop_non_critical
+from repro.cprs.loss import boundary_weight_vector, critic_loss, drop_non_critical
+from repro.cprs.model import SCHEMES as TAG_COUNT
 from repro.cprs.model import TokenCritic, label_word_ids, save_critic
 from repro.data.schema import Record, read_records
 from repro.errors import ConfigError, DataError
@@ -79,6 +80,7 @@ def cprs_examples(records: list[Record], recipe: Recipe, tokenizer: Any) -> list
 
 def cprs_task(examples: list[dict], recipe: Recipe, pad_id: int) -> StaticTask:
     cfg = recipe.cprs
+    class_weights = boundary_weight_vector(cfg.boundary_class_weights, TAG_COUNT[cfg.scheme])
 
     def collate(indices: list[int], step: int, seed: int) -> dict[str, torch.Tensor]:
         rows = [examples[i] for i in indices]
@@ -97,7 +99,9 @@ def cprs_task(examples: list[dict], recipe: Recipe, pad_id: int) -> StaticTask:
     def loss(model: Any, batch: dict[str, torch.Tensor]) -> LossOutput:
         hidden, boundary = model(batch["input_ids"], batch["attention_mask"])
         word_logits = unwrap(model).label_word_logits(hidden)
-        loss_sum, units = critic_loss(word_logits, batch["words"], boundary, batch["tags"], cfg.focal_gamma)
+        loss_sum, units = critic_loss(
+            word_logits, batch["words"], boundary, batch["tags"], cfg.focal_gamma, class_weights, cfg.outside_weight
+        )
         counted = batch["tags"] != IGNORE
         with torch.no_grad():
             right = (boundary.argmax(-1) == batch["tags"]) & counted

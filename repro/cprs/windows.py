@@ -25,9 +25,29 @@ def split_windows(n_context_tokens: int, window_tokens: int, prefix_tokens: int)
     return [(s, min(s + per_window, n_context_tokens)) for s in range(0, n_context_tokens, per_window)]
 
 
-def argmax_tags(probs: Sequence[Sequence[float]]) -> list[int]:
-    """Per-token tag ids from per-token rows of tag probabilities (the first maximum wins a tie)."""
-    return [max(range(len(row)), key=row.__getitem__) for row in probs]
+def kept_runs(keep: Sequence[bool]) -> list[Span]:
+    """The maximal runs [start, end) of kept positions."""
+    runs, start = [], None
+    for i, kept in enumerate(keep):
+        if kept and start is None:
+            start = i
+        elif not kept and start is not None:
+            runs.append((start, i))
+            start = None
+    if start is not None:
+        runs.append((start, len(keep)))
+    return runs
+
+
+def keep_tags(probs: Sequence[Sequence[float]], scheme: str = "BIOE") -> list[int]:
+    """Tags keeping every token whose rows of tag probabilities (O, B, I[, E]) give P(B)+P(I)(+P(E)) > P(O).
+
+    Unlike the argmax over the tags, a token whose mass is split between B, I and E is kept even when O alone is
+    the likeliest tag. Each run of kept tokens is one span, tagged B I .. E (B alone): which of B, I, E a kept
+    token leans to does not split a run, so a run of tokens that each lean to B is one span, not many.
+    """
+    keep = [sum(row[TAG_B:]) > row[TAG_O] for row in probs]
+    return runs_to_tags(kept_runs(keep), len(keep), scheme)
 
 
 def raw_spans(tags: Sequence[int]) -> list[Span]:
@@ -67,18 +87,27 @@ def fill_short_gaps(spans: Sequence[Span], max_gap: int) -> list[Span]:
     return merged
 
 
-def tags_to_spans(
-    tags: Sequence[int] | None, probs: Sequence[Sequence[float]] | None = None, fill_gaps: int = FILL_GAPS
-) -> list[Span]:
-    """Token spans [start, end) from argmax boundary tags, with gaps under `fill_gaps` tokens filled.
+def drop_short_spans(spans: Sequence[Span], min_tokens: int) -> list[Span]:
+    """The spans of at least min_tokens tokens."""
+    return [(s, e) for s, e in spans if e - s >= min_tokens]
 
-    Pass `tags` (tag ids), or None with `probs` (per-token rows of tag probabilities) to take their argmax here.
+
+def tags_to_spans(
+    tags: Sequence[int] | None,
+    probs: Sequence[Sequence[float]] | None = None,
+    fill_gaps: int = FILL_GAPS,
+    min_span_tokens: int = 1,
+) -> list[Span]:
+    """Token spans [start, end) from boundary tags: gaps under `fill_gaps` tokens filled, then the spans shorter
+    than `min_span_tokens` dropped (the released decoder's order: correct_tag_pred, then min_keyword_len).
+
+    Pass `tags` (tag ids), or None with `probs` (per-token rows of tag probabilities) to decode them by keep_tags.
     """
     if tags is None:
         if probs is None:
             raise ValueError("tags_to_spans needs tags or probs")
-        tags = argmax_tags(probs)
-    return fill_short_gaps(raw_spans(tags), fill_gaps)
+        tags = keep_tags(probs)
+    return drop_short_spans(fill_short_gaps(raw_spans(tags), fill_gaps), min_span_tokens)
 
 
 def spans_to_chars(token_spans: Sequence[Span], offsets: Sequence[Span]) -> list[Span]:
@@ -132,16 +161,7 @@ def select_by_budget(token_scores: Sequence[float], spans: Sequence[Span], budge
 
 def threshold_tags(keep_probs: Sequence[float], threshold: float, scheme: str = "BIOE") -> list[int]:
     """Tags keeping every token whose keep probability is >= threshold, each kept run as B I .. E (B alone)."""
-    runs, start = [], None
-    for i, p in enumerate(keep_probs):
-        if p >= threshold and start is None:
-            start = i
-        elif p < threshold and start is not None:
-            runs.append((start, i))
-            start = None
-    if start is not None:
-        runs.append((start, len(keep_probs)))
-    return runs_to_tags(runs, len(keep_probs), scheme)
+    return runs_to_tags(kept_runs([p >= threshold for p in keep_probs]), len(keep_probs), scheme)
 
 
 def compression_ratio(input_tokens: int, kept_tokens: int) -> float:

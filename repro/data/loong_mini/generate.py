@@ -10,8 +10,9 @@ from repro.data.loong_mini import chains, clusters
 from repro.data.loong_mini import tasks as builders
 from repro.data.loong_mini.entities import SPLITS, Ctx
 from repro.data.loong_mini.fields import DOMAINS, name_of
-from repro.data.loong_mini.render import Draft, grow, make_draft, render, shrink
+from repro.data.loong_mini.render import Draft, grow, keyword_strings, make_draft, render, shrink
 from repro.data.loong_mini.tasks import DOMAIN_SUBTASKS, MIN_DOCS, TASK_SUBTASKS, TASKS, Spec
+from repro.data.phrases import phrase_spans
 from repro.data.schema import Answer, Doc, Evidence, Record
 from repro.errors import DataError
 
@@ -190,6 +191,15 @@ def _instance(
     pos = {j: p for p, j in enumerate(order)}
     docs = [Doc(_doc_title(domain, facts[j]), texts[j]) for j in order]
     evidence = sorted((Evidence(pos[j], *spans[j][tag]) for j, tag in spec.evidence), key=lambda e: (e.doc, e.start))
+    # keyword labels: where each evidence sentence names its entity and states the asked value (or cited name);
+    # a template states each once, so the first match is the one ("contract" in "a contract claim for breach of
+    # a supply contract")
+    keyword_spans = sorted(
+        [pos[j], *found[0]]
+        for j, tag in spec.evidence
+        for phrase in keyword_strings(domain, facts[j], tag, spec.params.get("field"))
+        if (found := phrase_spans(texts[j], phrase, *spans[j][tag]))
+    )
     steps = sorted(spec.doc_steps, key=lambda s: pos[s[0]]) if spec.sort_steps else spec.doc_steps
     lines = [f"Document {pos[j] + 1} {text}" for j, text in steps] + spec.final_steps
     lines.append(f"Therefore, the answer is {answer_text(spec.answer)}.")
@@ -200,6 +210,7 @@ def _instance(
         "distractor_docs": sorted(pos[j] for j in range(n_base, len(facts))),
         "lookalike_docs": sorted(pos[j] for j in range(n_base) if j not in spec.needed),
         "entities": [name_of(domain, facts[j]) for j in order],
+        "keyword_spans": keyword_spans,  # [doc, start, end] in the document's text, as Evidence
         "length": total,
         "set_range": [lo, hi],
         "split": split,

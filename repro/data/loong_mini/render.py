@@ -7,7 +7,7 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from repro.data.loong_mini.fields import CITE_KEY, FIELDS, period_long
+from repro.data.loong_mini.fields import CITE_KEY, FIELDS, name_of, period_long
 
 PARA_BREAK = 0.2  # chance that a sentence starts a new paragraph
 HEAD = {"financial": "intro", "legal": "header", "paper": "intro"}
@@ -289,6 +289,18 @@ def fact_sentences(domain: str, facts: dict, rng: random.Random) -> dict[str, st
         for other in facts[CITE_KEY[domain]]:
             out[f"cite:{other}"] = rng.choice(templates["cite"]).format(**slots, other=other)
     return out
+
+
+def keyword_strings(domain: str, facts: dict, tag: str, field_key: str | None = None) -> list[str]:
+    """The names and values a fact sentence states, as its keyword labels: the entity's name, and the cited name
+    (a citation) or the value of the asked field (`field_key`; every field the sentence states when it is not
+    one of them), as the prose writes it."""
+    names = [name_of(domain, facts)]
+    if tag.startswith("cite:"):
+        return [*names, tag.split(":", 1)[1]]
+    stated = [f for f in FIELDS[domain].values() if f.tag == tag]
+    asked = [f for f in stated if f.key == field_key] or stated
+    return names + [f.fmt(facts[f.key]) for f in asked]
 
 
 def filler(domain: str, facts: dict, rng: random.Random) -> str:
