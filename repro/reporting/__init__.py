@@ -1,0 +1,1 @@
+"""What every reproduction report shares: statistics, tables, plots, markdown and summary.json."""
