@@ -109,7 +109,9 @@ def test_load_eval_joins_by_id(tmp_path, records_file, monkeypatch):
     }
     assert list(scores.items) == ["r1", "r2", "r3"]
     assert scores.length_sets() == [1, 3]
-    assert scores.avg() == pytest.approx((0 + 100 + 42.5) / 3)
+    # r1's judgement did not parse: left out of the average (not read as 0) and counted
+    assert scores.avg() == pytest.approx((100 + 42.5) / 2)
+    assert scores.unparsed() == 1
 
 
 def test_load_eval_errors(tmp_path, records_file):
@@ -135,10 +137,11 @@ def test_stage_table_cells():
     table = stage_table({"base": BASE, "SFT": SFT})
     lines = table.splitlines()
     assert lines[0] == "| Stage | Set1 (n=2) | Set2 (n=2) | QA (n=2) | DocMath (n=2) | Overall (n=4) |"
-    # base: set 1 (0 + 100) / 2; set 2 (50 + unparsed as 0) / 2; overall 150 / 4
-    assert lines[2] == "| base | 50.0 | 25.0 | 50.0 | 25.0 | 37.5 |"
+    # base: set 1 (0 + 100) / 2; set 2 has 50 and an unparsed judgement, left out: 50 / 1 over one item;
+    # overall (0 + 100 + 50) / 3. Read as 0, the unparsed one would give 25.0 and 37.5 instead.
+    assert lines[2] == "| base | 50.0 | 50.0 (n=1) | 50.0 | 50.0 (n=1) | 50.0 (n=3) |"
     assert lines[3] == "| SFT | 100.0 | 50.0 | 100.0 | 50.0 | 75.0 |"
-    assert "count as 0 here: base 1 of 4, SFT 0 of 4." in table
+    assert table.endswith("paired differences, as in Loong's metrics: base 1 of 4, SFT 0 of 4.\n")
 
 
 def test_stage_table_uneven_counts():
@@ -151,11 +154,13 @@ def test_difference_table_cells():
     row = table.splitlines()[2].split(" | ")
     assert table.splitlines()[0] == "| Change | Set1 | Set2 | Overall | Paired items |"
     assert row[0] == "| base → SFT"
-    # set 1 differences [100, 0]; set 2 [0, 50]: each resampled mean hits both ends with chance 1/4
+    # set 1 differences [100, 0]: each resampled mean hits both ends with chance 1/4. Set 2: b2 is unparsed in
+    # base, so only b1 pairs (50 -> 50): [0]. Overall [100, 0, 0]: mean 33.3; a resample of three is all 0 with
+    # chance (2/3)^3 = 30% and all 100 with chance 1/27 = 3.7%, both above 2.5%, so the interval is [0, 100].
     assert row[1] == "+50.0 [+0.0, +100.0] (noise)"
-    assert row[2] == "+25.0 [+0.0, +50.0] (noise)"
-    assert row[3].startswith("+37.5 [+0.0, ") and row[3].endswith("(noise)")
-    assert row[4] == "4 |"
+    assert row[2] == "+0.0 [+0.0, +0.0] (noise)"
+    assert row[3] == "+33.3 [+0.0, +100.0] (noise)"
+    assert row[4] == "3 |"
 
 
 def test_task_difference_table_cells():
@@ -224,7 +229,9 @@ def test_trend_lines_not_reproduced():
 def test_trend_lines_inconclusive_and_missing():
     stages = {"base": BASE, "SFT": SFT, "DAPO": SFT}
     lines = trend_lines(stages)
-    assert lines[0].startswith("SFT > base: inconclusive (interval contains 0) (SFT − base = +37.5 [+0.0, ")
+    # b2 is unparsed in base: three pairs, differences [100, 0, 0]
+    assert lines[0].startswith("SFT > base: inconclusive (interval contains 0) (SFT − base = +33.3 [+0.0, ")
+    assert "over 3 paired items" in lines[0]
     assert lines[1].startswith("RL > SFT (DAPO): inconclusive (interval contains 0) (DAPO − SFT = +0.0 [+0.0, +0.0]")
     assert not any(line.startswith("DAPO ≈ GRPO") for line in lines)  # GRPO absent
     noisy = {
