@@ -96,7 +96,11 @@ def eval_loong(
             "judge": cfg.eval.judge,
         }
         update_model_card(card, card_key, entry)
-    typer.echo(f"avg score {metrics['avg_score']}, perfect rate {metrics['perfect_rate']} over {metrics['n']} items")
+    unparsed = metrics["n"] - metrics["n_parsed"]
+    typer.echo(
+        f"avg score {metrics['avg_score']}, perfect rate {metrics['perfect_rate']} over {metrics['n']} items "
+        f"({unparsed} unparsed judgements left out)"
+    )
     typer.echo(f"run folder: {run_dir} (metrics.json, report.md)")
 
 

@@ -151,7 +151,7 @@ def plot_step_lines(ax: Any, runs: dict[str, list[dict[str, Any]]], key: str, ph
 
 
 def plot_scores_by_set(stages: dict[str, EvalScores], out_png: Path) -> Path:
-    """Average score (unparsed = 0) by length set, one line per stage; a stage without a set has no point there."""
+    """Parsed judgements' average score by length set, one line per stage; a stage without a set has no point there."""
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
     sets = sorted({s for scores in stages.values() for s in scores.length_sets()})

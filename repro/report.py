@@ -13,7 +13,7 @@ from repro.data.jsonl import appended_lines
 from repro.data.schema import TASKS, read_records
 from repro.errors import ReproError
 from repro.fsio import atomic_write_text
-from repro.loong.metrics import LOONG_TASKS
+from repro.loong.metrics import LOONG_TASKS, parsed_scores
 from repro.plots import number, plot_scores_by_set, plot_training, training_summary
 
 PAPER_SOURCE = "QwenLong-L1 (arXiv 2505.17667)"
@@ -52,9 +52,13 @@ class EvalScores:
         ]
 
     def avg(self, length_set: int | None = None, task: str | None = None) -> float | None:
-        """Mean score with unparsed scores as 0; None when no item matches."""
-        scores = self.select(length_set, task)
-        return sum(s or 0.0 for s in scores) / len(scores) if scores else None
+        """Mean of the parsed scores (unparsed ones left out, as in metrics.json); None when none is parsed."""
+        scores = parsed_scores(self.select(length_set, task))
+        return sum(scores) / len(scores) if scores else None
+
+    def unparsed(self) -> int:
+        """How many judgements did not parse."""
+        return len(self.items) - len(parsed_scores(self.select()))
 
     def length_sets(self) -> list[int]:
         return sorted({it.length_set for it in self.items.values() if it.length_set is not None})
@@ -186,7 +190,8 @@ def format_difference(mean: float, low: float, high: float) -> str:
 
 
 def stage_table(stages: dict[str, EvalScores]) -> str:
-    """Markdown: one row per stage, avg score by length set, by task and overall; unparsed scores count as 0."""
+    """Markdown: one row per stage, avg score by length set, by task and overall over the parsed judgements; a cell
+    averaged over fewer items than its column's most says how many; a closing line counts the unparsed ones."""
     sets = sorted({s for sc in stages.values() for s in sc.length_sets()})
     tasks = sorted({t for sc in stages.values() for t in sc.tasks()}, key=_task_order)
     columns = [(f"Set{s}", {"length_set": s}) for s in sets]
@@ -194,31 +199,38 @@ def stage_table(stages: dict[str, EvalScores]) -> str:
     columns.append(("Overall", {}))
     header, rows = ["Stage"], {name: [_esc(name)] for name in stages}
     for label, where in columns:
-        counts = {name: len(sc.select(**where)) for name, sc in stages.items()}
+        counts = {name: len(parsed_scores(sc.select(**where))) for name, sc in stages.items()}
         most = max(counts.values(), default=0)
         header.append(f"{label} (n={most})")
         for name, sc in stages.items():
             avg = sc.avg(**where)
             cell = "–" if avg is None else f"{avg:.1f}"
             rows[name].append(cell if counts[name] in (0, most) else f"{cell} (n={counts[name]})")
-    unparsed = ", ".join(f"{name} {sc.select().count(None)} of {len(sc.items)}" for name, sc in stages.items())
+    unparsed = ", ".join(f"{name} {sc.unparsed()} of {len(sc.items)}" for name, sc in stages.items())
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows.values()]
-    lines += ["", f"Avg score 0-100; unparsed judgements (score null) count as 0 here: {unparsed}."]
+    lines += [
+        "",
+        f"Avg score 0-100 over the parsed judgements; unparsed ones (score null) are left out of the averages and "
+        f"of the paired differences, as in Loong's metrics: {unparsed}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def _paired(
     before: EvalScores, after: EvalScores, length_set: int | None = None, task: str | None = None
 ) -> tuple[list[float], list[float]]:
+    """Scores of the items judged in both stages, by id; an item unparsed in either stage is left out."""
     ids = [
         i
         for i, it in before.items.items()
         if i in after.items
         and (length_set is None or it.length_set == length_set)
         and (task is None or it.task == task)
+        and it.score is not None
+        and after.items[i].score is not None
     ]
-    return [before.items[i].score or 0.0 for i in ids], [after.items[i].score or 0.0 for i in ids]
+    return [before.items[i].score for i in ids], [after.items[i].score for i in ids]
 
 
 def _difference(
@@ -257,7 +269,8 @@ def difference_table(
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"Cells: after − before in avg score points (unparsed = 0), items paired by id, with a {level:.0%} "
+        f"Cells: after − before in avg score points, items paired by id (an item unparsed in either stage left "
+        f"out), with a {level:.0%} "
         f"percentile bootstrap interval over items ({n_resamples} resamples, seed {seed}); "
         "(noise) = the interval contains 0.",
     ]

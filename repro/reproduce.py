@@ -254,7 +254,8 @@ def _longbench_evals(profile: Profile, policies: dict[str, str], out: Path, cloc
             run_dir = _evaluate(profile, f"{stage}-longbench", source, out, LONGBENCH_DATA)
         metrics = json.loads((run_dir / "metrics.json").read_text())
         lines.append(
-            f"LongBench ({LONGBENCH_DATA}, {metrics['n']} items), {_label(stage)}: avg score {metrics['avg_score']}"
+            f"LongBench ({LONGBENCH_DATA}, {metrics['n']} items), {_label(stage)}: avg score {metrics['avg_score']} "
+            f"({metrics['n'] - metrics['n_parsed']} unparsed judgements left out)"
         )
     return lines
 

@@ -3,13 +3,41 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import tomllib
+from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 import torch
+import typer.main
 
-from repro.cli import main
+from repro.cli import app, main
+
+ROOT = Path(__file__).resolve().parents[1]
+# The commands README's command-line table documents; a command dropped from the app, or one added without
+# a line in README, fails test_registered_commands_are_the_documented_ones.
+README_COMMANDS = {
+    "env",
+    "config show",
+    "data loong-mini",
+    "data convert",
+    "data validate",
+    "eval loong",
+    "init-model",
+    "sft",
+    "rl",
+    "export",
+    "reproduce l1",
+    "reproduce solopo",
+    "reproduce cprs",
+    "solopo pairs",
+    "solopo train",
+    "cprs train",
+    "cprs compress",
+}
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -20,11 +48,46 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     return (0 if code is None else code), out, err
 
 
-def test_help_lists_every_command(capsys):
-    code, out, _ = run_cli(capsys, "--help")
+def command_tree(command=None, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], list[str]]:
+    """Each group of the Typer app (the root is ()) -> the names of the commands registered under it."""
+    command = typer.main.get_command(app) if command is None else command
+    tree = {path: list(command.commands)}
+    for name, sub in command.commands.items():
+        if hasattr(sub, "commands"):  # a sub-group
+            tree |= command_tree(sub, (*path, name))
+    return tree
+
+
+def leaf_commands() -> set[str]:
+    return {" ".join((*path, name)) for path, names in command_tree().items() for name in names} - {
+        " ".join(path) for path in command_tree()
+    }
+
+
+def listed_commands(help_text: str) -> set[str]:
+    """The names in a help page's command list (rich's boxed panel, or click's plain indented list)."""
+    return set(re.findall(r"^(?:│ | {2})([a-z][a-z0-9-]*)(?: {2,}| *│?$)", help_text, flags=re.MULTILINE))
+
+
+def test_registered_commands_are_the_documented_ones():
+    assert leaf_commands() == README_COMMANDS
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## The command line", 1)[1].split("\n## ", 1)[0]
+    assert [c for c in sorted(README_COMMANDS) if f"`repro {c}" not in table] == []
+
+
+@pytest.mark.parametrize("group", sorted(command_tree()), ids=lambda path: " ".join(("repro", *path)))
+def test_help_lists_every_command(capsys, group):
+    code, out, _ = run_cli(capsys, *group, "--help")
     assert code == 0
-    for command in ("env", "config"):
-        assert command in out
+    assert f"Usage: {' '.join(('repro', *group))} " in out
+    assert listed_commands(out) == set(command_tree()[group])
+
+
+@pytest.mark.parametrize("command", sorted(README_COMMANDS))
+def test_each_command_has_its_help(capsys, command):
+    code, out, _ = run_cli(capsys, *command.split(), "--help")
+    assert code == 0 and f"Usage: repro {command} " in out and "--help" in out
 
 
 def test_config_show_prints_resolved_yaml(capsys):
@@ -62,12 +125,39 @@ def test_env_prints_its_table(capsys):
     assert "4-bit loading" in out and f"yes (nf4 on {device})" in out
 
 
-def test_python_dash_m_and_console_script_agree():
-    env = dict(os.environ, REPRO_DEBUG="")
-    res = subprocess.run(
-        [sys.executable, "-m", "repro", "config", "show", "recipes/tiny/base.yaml", "bogus=1"],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert res.returncode == 2 and res.stderr.strip().startswith("repro: error:") and "bogus" in res.stderr
+def console_script() -> list[str]:
+    """The installed `repro` console script, next to this interpreter (pip puts it there); where it is not,
+    the entry point the installed metadata declares, called as the script would call it."""
+    (entry,) = entry_points(group="console_scripts", name="repro")  # none: the kit is not installed (pip install -e .)
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert entry.value == declared["repro"] == "repro.cli:main"
+    script = Path(sys.executable).with_name("repro")
+    if script.is_file():
+        return [str(script)]
+    call = "import sys; from importlib.metadata import entry_points; (e,) = entry_points(group='console_scripts', "
+    call += "name='repro'); sys.argv[0] = 'repro'; sys.exit(e.load()())"
+    return [sys.executable, "-c", call]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], [], ["eval", "--help"], ["config", "show", "recipes/tiny/base.yaml", "bogus=1"], ["no-such-command"]],
+    ids=["help", "no arguments", "group help", "bad override", "unknown command"],
+)
+def test_python_dash_m_and_console_script_agree(args):
+    # this checkout's code for both (an editable install may point at another one); a fixed width for rich
+    env = dict(os.environ, REPRO_DEBUG="", PYTHONPATH=str(ROOT), COLUMNS="100")
+    runs = [
+        subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+        for cmd in (console_script(), [sys.executable, "-m", "repro"])
+    ]
+    script, module = ((r.returncode, r.stdout, r.stderr) for r in runs)
+    assert script == module
+    code, out, err = script
+    if args in (["--help"], []):
+        assert code == 0 and "Usage: repro [OPTIONS] COMMAND" in out and listed_commands(out) == set(command_tree()[()])
+    elif args == ["eval", "--help"]:
+        assert code == 0 and "Usage: repro eval " in out and listed_commands(out) == {"loong"}
+    else:
+        assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("repro: error:")
+        assert ("'bogus'" if "bogus=1" in args else "no-such-command") in err

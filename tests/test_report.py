@@ -109,7 +109,9 @@ def test_load_eval_joins_by_id(tmp_path, records_file, monkeypatch):
     }
     assert list(scores.items) == ["r1", "r2", "r3"]
     assert scores.length_sets() == [1, 3]
-    assert scores.avg() == pytest.approx((0 + 100 + 42.5) / 3)
+    # r1's judgement did not parse: left out of the average (not read as 0) and counted
+    assert scores.avg() == pytest.approx((100 + 42.5) / 2)
+    assert scores.unparsed() == 1
 
 
 def test_load_eval_errors(tmp_path, records_file):
@@ -135,10 +137,11 @@ def test_stage_table_cells():
     table = stage_table({"base": BASE, "SFT": SFT})
     lines = table.splitlines()
     assert lines[0] == "| Stage | Set1 (n=2) | Set2 (n=2) | QA (n=2) | DocMath (n=2) | Overall (n=4) |"
-    # base: set 1 (0 + 100) / 2; set 2 (50 + unparsed as 0) / 2; overall 150 / 4
-    assert lines[2] == "| base | 50.0 | 25.0 | 50.0 | 25.0 | 37.5 |"
+    # base: set 1 (0 + 100) / 2; set 2 has 50 and an unparsed judgement, left out: 50 / 1 over one item;
+    # overall (0 + 100 + 50) / 3. Read as 0, the unparsed one would give 25.0 and 37.5 instead.
+    assert lines[2] == "| base | 50.0 | 50.0 (n=1) | 50.0 | 50.0 (n=1) | 50.0 (n=3) |"
     assert lines[3] == "| SFT | 100.0 | 50.0 | 100.0 | 50.0 | 75.0 |"
-    assert "count as 0 here: base 1 of 4, SFT 0 of 4." in table
+    assert table.endswith("paired differences, as in Loong's metrics: base 1 of 4, SFT 0 of 4.\n")
 
 
 def test_stage_table_uneven_counts():
@@ -151,11 +154,13 @@ def test_difference_table_cells():
     row = table.splitlines()[2].split(" | ")
     assert table.splitlines()[0] == "| Change | Set1 | Set2 | Overall | Paired items |"
     assert row[0] == "| base → SFT"
-    # set 1 differences [100, 0]; set 2 [0, 50]: each resampled mean hits both ends with chance 1/4
+    # set 1 differences [100, 0]: each resampled mean hits both ends with chance 1/4. Set 2: b2 is unparsed in
+    # base, so only b1 pairs (50 -> 50): [0]. Overall [100, 0, 0]: mean 33.3; a resample of three is all 0 with
+    # chance (2/3)^3 = 30% and all 100 with chance 1/27 = 3.7%, both above 2.5%, so the interval is [0, 100].
     assert row[1] == "+50.0 [+0.0, +100.0] (noise)"
-    assert row[2] == "+25.0 [+0.0, +50.0] (noise)"
-    assert row[3].startswith("+37.5 [+0.0, ") and row[3].endswith("(noise)")
-    assert row[4] == "4 |"
+    assert row[2] == "+0.0 [+0.0, +0.0] (noise)"
+    assert row[3] == "+33.3 [+0.0, +100.0] (noise)"
+    assert row[4] == "3 |"
 
 
 def test_task_difference_table_cells():
@@ -224,7 +229,9 @@ def test_trend_lines_not_reproduced():
 def test_trend_lines_inconclusive_and_missing():
     stages = {"base": BASE, "SFT": SFT, "DAPO": SFT}
     lines = trend_lines(stages)
-    assert lines[0].startswith("SFT > base: inconclusive (interval contains 0) (SFT − base = +37.5 [+0.0, ")
+    # b2 is unparsed in base: three pairs, differences [100, 0, 0]
+    assert lines[0].startswith("SFT > base: inconclusive (interval contains 0) (SFT − base = +33.3 [+0.0, ")
+    assert "over 3 paired items" in lines[0]
     assert lines[1].startswith("RL > SFT (DAPO): inconclusive (interval contains 0) (DAPO − SFT = +0.0 [+0.0, +0.0]")
     assert not any(line.startswith("DAPO ≈ GRPO") for line in lines)  # GRPO absent
     noisy = {
@@ -316,3 +323,81 @@ def test_write_l1_report_end_to_end(tmp_path, records_file):
     assert "![Score by length set](scores_by_set.png)" in text
     assert sorted(p.name for p in out.iterdir()) == ["report.md", "scores_by_set.png", "training.png"]
     assert (out / "training.png").read_bytes().startswith(b"\x89PNG")
+
+
+def dapo_vs_grpo(diffs: list[float]) -> tuple[EvalScores, EvalScores]:
+    """GRPO scores 50 on each item, DAPO 50 + that item's difference (one set, one task)."""
+    grpo = stage(*((f"i{k}", "qa", 1, 50.0) for k in range(len(diffs))))
+    dapo = stage(*((f"i{k}", "qa", 1, 50.0 + d) for k, d in enumerate(diffs)))
+    return grpo, dapo
+
+
+# The verdict (repro/report.py, trend_lines): with the interval [low, high] of DAPO − GRPO and the margin g,
+#   1. -g <= low and high <= g                     -> reproduced
+#   2. else the interval excludes 0 and |mean| > g  -> not reproduced
+#   3. else the interval contains 0                 -> inconclusive (contains 0 but reaches past ±g)
+#   4. else (excludes 0, reaches past g, |mean| <= g) -> inconclusive (interval reaches past ±g)
+# Two paired items with differences a <= b: a resample's mean is a, (a + b) / 2 or b with chances 1/4, 1/2, 1/4,
+# so the 95% interval is exactly [a, b] and the mean (a + b) / 2. Margin 0.5 and differences in eighths are exact
+# binary fractions, so "exactly at the margin" is exact.
+DAPO_GRPO_CASES = [
+    # both ends exactly at ±g: branch 1 compares with <=, so the edges are inside
+    ([-0.5, 0.5], "reproduced", "ends exactly at -g and +g"),
+    # a real difference (interval excludes 0) that stays within the margin is still "about equal"
+    ([0.125, 0.375], "reproduced", "inside the margin, clear of 0"),
+    ([0.5, 0.5], "reproduced", "a single point exactly at +g"),
+    ([-0.5, -0.5], "reproduced", "a single point exactly at -g"),
+    # one eighth past +g with 0 inside: branch 1 fails, branch 2 needs 0 outside, branch 3 holds
+    ([-0.5, 0.625], "inconclusive (interval contains 0 but reaches past ±0.5)", "straddles 0 and +g"),
+    # low exactly 0 counts as containing 0 (is_noise is inclusive)
+    ([0.0, 0.75], "inconclusive (interval contains 0 but reaches past ±0.5)", "starts exactly at 0"),
+    # wholly past +g, mean 0.875 > g: branch 2
+    ([0.75, 1.0], "not reproduced", "outside the margin"),
+    ([-1.0, -0.625], "not reproduced", "outside the margin below -g"),
+    # straddles +g, clear of 0, mean 0.375 <= g: branches 1-3 fail, so branch 4
+    ([0.125, 0.625], "inconclusive (interval reaches past ±0.5)", "straddles +g, mean inside"),
+    # the mean exactly at g is not past it (branch 2 needs |mean| > g), so branch 4 again
+    ([0.25, 0.75], "inconclusive (interval reaches past ±0.5)", "straddles +g, mean exactly g"),
+    ([-0.75, -0.25], "inconclusive (interval reaches past ±0.5)", "straddles -g, mean exactly -g"),
+    # one eighth more and the mean is past g: branch 2
+    ([0.375, 0.75], "not reproduced", "straddles +g, mean 0.5625 past g"),
+]
+
+
+@pytest.mark.parametrize(("diffs", "verdict", "why"), DAPO_GRPO_CASES, ids=[c[2] for c in DAPO_GRPO_CASES])
+def test_dapo_grpo_verdict_branches_and_margin_edges(diffs, verdict, why):
+    grpo, dapo = dapo_vs_grpo(diffs)
+    line = trend_lines({"GRPO": grpo, "DAPO": dapo}, paper_gap=0.5)[-1]
+    mean, low, high = (diffs[0] + diffs[1]) / 2, min(diffs), max(diffs)
+    assert line.startswith(f"DAPO ≈ GRPO: {verdict} (|DAPO − GRPO| = {abs(mean):.1f}, "), why
+    assert f"DAPO − GRPO = {mean:+.1f} [{low:+.1f}, {high:+.1f}] over 2 paired items" in line
+    assert "vs the paper's 0.5 points" in line
+
+
+def test_dapo_grpo_verdict_at_the_papers_margin():
+    """The default margin is the paper's 0.4 (DAPO − GRPO of its 14B and 32B models). Differences -0.4 and +0.4
+    (scores 0.4 − 0 and 0 − 0.4, exact): the interval is [-0.4, +0.4], its ends at the margin, so branch 1;
+    -0.5 and +0.5 reach past it with 0 inside, so branch 3."""
+    grpo = stage(("a", "qa", 1, 0.0), ("b", "qa", 1, 0.4))
+    dapo = stage(("a", "qa", 1, 0.4), ("b", "qa", 1, 0.0))
+    assert trend_lines({"GRPO": grpo, "DAPO": dapo})[-1].startswith("DAPO ≈ GRPO: reproduced (|DAPO − GRPO| = 0.0")
+    grpo = stage(("a", "qa", 1, 0.0), ("b", "qa", 1, 0.5))
+    dapo = stage(("a", "qa", 1, 0.5), ("b", "qa", 1, 0.0))
+    line = trend_lines({"GRPO": grpo, "DAPO": dapo})[-1]
+    assert line.startswith("DAPO ≈ GRPO: inconclusive (interval contains 0 but reaches past ±0.4)")
+
+
+def test_rl_over_sft_not_reproduced():
+    """SFT scores 50 on three items; DAPO 40, 20, 40 (differences -10, -30, -10, mean -16.7). Every resample's
+    mean lies in [-30, -10], so the interval excludes 0 and lies below it: RL scored lower than SFT beyond the
+    noise, "not reproduced". GRPO 50, 50, 30 (differences 0, 0, -20) keeps 0 in its interval (all-0 resamples
+    have chance (2/3)^3 = 30%): "inconclusive", not "not reproduced"."""
+    sft = stage(("a", "qa", 1, 50.0), ("b", "qa", 1, 50.0), ("c", "qa", 1, 50.0))
+    dapo = stage(("a", "qa", 1, 40.0), ("b", "qa", 1, 20.0), ("c", "qa", 1, 40.0))
+    grpo = stage(("a", "qa", 1, 50.0), ("b", "qa", 1, 50.0), ("c", "qa", 1, 30.0))
+    lines = trend_lines({"SFT": sft, "GRPO": grpo, "DAPO": dapo})
+    dapo_line = next(line for line in lines if line.startswith("RL > SFT (DAPO)"))
+    assert dapo_line.startswith("RL > SFT (DAPO): not reproduced (DAPO − SFT = -16.7 [-30.0, -10.0] over 3 paired")
+    assert dapo_line.endswith("paper: +3.3 (14B), +2.0 (32B))")
+    grpo_line = next(line for line in lines if line.startswith("RL > SFT (GRPO)"))
+    assert grpo_line.startswith("RL > SFT (GRPO): inconclusive (interval contains 0) (GRPO − SFT = -6.7 [-20.0, +0.0]")

@@ -22,6 +22,9 @@ from repro.modeling import load_tokenizer
 from repro.train.dist import DistInfo
 from repro.train.engine import TrainingDiverged
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from first_step_capture import capture_first_step  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -109,6 +112,8 @@ def test_a_run_killed_before_its_first_checkpoint_logs_each_step_once_on_resume(
 
 
 def test_two_processes_step_like_one_with_twice_the_batch(tiny_model_dir, train_data, tmp_path):
+    """One process with micro-batches of 4 samples against two processes with 2 each (gloo), the first
+    optimizer step of each captured (tests/first_step_capture.py): see assert_same_first_step."""
     common = [
         f"model.source={tiny_model_dir}",
         "model.device=cpu",  # gloo processes, also on a machine with fewer GPUs than processes
@@ -117,48 +122,99 @@ def test_two_processes_step_like_one_with_twice_the_batch(tiny_model_dir, train_
         "sft.limit=4",
         "train.max_steps=1",
         "train.lr=1.0e-2",
+        "train.max_grad_norm=1.0e9",  # no clipping: the captured gradient is the averaged one as it is
         "model.lora.dropout=0.0",
         "sft.max_seq_tokens=4096",
         "train.micro_batch_tokens=65536",
     ]
     recipe = REPO / "recipes" / "tiny" / "l1_sft.yaml"
+    worker = [str(REPO / "tests" / "first_step_capture.py")]
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    runs = {"one": ("train.micro_batch_size=4", "1"), "two": ("train.micro_batch_size=2", "2")}
-    for name, (batch, nproc) in runs.items():
-        cmd = [sys.executable, "-m", "repro", "sft", str(recipe), *common, batch, "--out", str(tmp_path / name)]
-        res = subprocess.run(cmd + ["--nproc", nproc], capture_output=True, text=True, env=env, cwd=REPO)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    runs = {"one": ([sys.executable], "train.micro_batch_size=4"), "two": (torchrun, "train.micro_batch_size=2")}
+    for name, (launch, batch) in runs.items():
+        cmd = [*launch, *worker, str(tmp_path / f"{name}.pt"), "sft", str(recipe), *common, batch]
+        res = subprocess.run([*cmd, "--out", str(tmp_path / name)], capture_output=True, text=True, env=env, cwd=REPO)
         assert res.returncode == 0, res.stderr[-2000:]
-    assert_same_first_step(tmp_path / "one", tmp_path / "two")
+    one = torch.load(tmp_path / "one.pt")
+    rank0, rank1 = torch.load(tmp_path / "two-rank0.pt"), torch.load(tmp_path / "two-rank1.pt")
+    # DDP leaves the same averaged gradient on both processes, and they make the same update
+    for key in ("grads", "before", "after"):
+        assert all(torch.equal(x, y) for x, y in zip(rank0[key], rank1[key], strict=True)), key
+    assert_same_first_step(tmp_path / "one", tmp_path / "two", one, rank0)
 
 
 def first_row(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
 
 
-def assert_same_first_step(a: Path, b: Path) -> None:
-    """Same loss, units and gradient norm (the norm is of the averaged gradient: it sees any wrong scale), and
-    the same weights after the update. Adam's first update is lr * g / (|g| + eps), about ±lr whatever the
-    gradient's scale, so the weights alone could not catch a wrong average; an element whose gradient is
-    near eps turns rounding into up to lr * 1e-3, hence the weights' tolerance of 1e-5 + lr * 1e-3."""
+def adam_first_update(step: dict) -> list[torch.Tensor]:
+    """AdamW's first update of each tensor: m = (1 - b1) g and v = (1 - b2) g^2, bias-corrected back to g and
+    g^2, so the step is -lr * g / (|g| + eps), after the decoupled decay w * (1 - lr * wd)."""
+    lr, eps, wd = step["lr"], step["eps"], step["weight_decay"]
+    return [
+        w.double() * (1 - lr * wd) - lr * g.double() / (g.double().abs() + eps) - w.double()
+        for w, g in zip(step["before"], step["grads"], strict=True)
+    ]
+
+
+def assert_same_first_step(a: Path, b: Path, step_a: dict, step_b: dict) -> None:
+    """What "steps like one big batch" claims: the same loss over the same units, and the same averaged
+    gradient — the engine's sum of per-token gradients times world_size / units — as the optimizer gets it.
+
+    The gradients may differ only by float32 summation order (one backward over 4 samples or 2 + 2, added by
+    the all-reduce or accumulated; padded or packed): about 1e-7 to 2e-6 of each tensor's norm here, held to 1e-4, where
+    a wrong average is far larger (a units count off by one target token of the step's 1,316 is 7.6e-4; a mean
+    per process instead of per token, or a wrong world_size factor, percents). The weights are not compared
+    with a fixed tolerance: Adam's first step is lr * g / (|g| + eps), about ±lr whatever the gradient's size,
+    so where a gradient is near eps rounding alone moves an element by a visible share of lr. Each run's
+    weights are held instead to Adam's update of that run's own captured gradient."""
     row_a, row_b = first_row(a), first_row(b)
     assert row_a["units"] == row_b["units"] > 0
     assert row_a["loss"] == pytest.approx(row_b["loss"], rel=1e-5)
     assert row_a["grad_norm"] == pytest.approx(row_b["grad_norm"], rel=1e-5)
-    wa, wb = adapter_weights(a, 1), adapter_weights(b, 1)
-    # LoRA's B matrices start at zero: after the step they must not be, or the comparison says nothing
-    assert all(wa[k].abs().max() > 0 for k in wa if "lora_B" in k)
-    for name in wa:
-        torch.testing.assert_close(wa[name], wb[name], atol=1e-5 + 1e-2 * 1e-3, rtol=0)
+    ga, gb = step_a["grads"], step_b["grads"]
+    assert [g.shape for g in ga] == [g.shape for g in gb]
+    norm = float(torch.cat([g.flatten().double() for g in ga]).norm())
+    # the captured gradient is the one whose norm the step logged (clipping is off), and it is not zero
+    assert norm == pytest.approx(row_a["grad_norm"], rel=1e-5) and norm > 0
+    for i, (x, y) in enumerate(zip(ga, gb, strict=True)):
+        assert float((x.double() - y.double()).norm()) <= 1e-4 * float(x.double().norm()), f"gradient {i}"
+    lr = step_a["lr"]
+    assert lr == step_b["lr"] > 0
+    for i, (wa, wb) in enumerate(zip(step_a["before"], step_b["before"], strict=True)):
+        assert torch.equal(wa, wb), f"tensor {i} starts the same (seeded initialisation)"
+    moved = 0
+    for step in (step_a, step_b):
+        for w0, w1, u in zip(step["before"], step["after"], adam_first_update(step), strict=True):
+            # float32 rounding: a few parts in 1e7 of the update, one unit in the last place of the weight
+            slack = 1e-6 * lr + 1.2e-7 * w0.double().abs()
+            assert bool(((w1.double() - w0.double() - u).abs() <= slack).all())
+            moved += int((u.abs() > 0.5 * lr).sum())
+    assert moved > 0  # the update really moved weights (LoRA's B starts at zero; A has no gradient yet)
+
+
+def first_steps(tmp_path: Path, recipes: dict) -> dict[str, dict]:
+    """Train each recipe in this process into tmp_path/<name>, its first optimizer step captured."""
+    steps = {}
+    for name, recipe in recipes.items():
+        hooks = capture_first_step(tmp_path / f"{name}.pt")
+        try:
+            run_sft(recipe, tmp_path / name, DistInfo())
+        finally:
+            for hook in hooks:
+                hook.remove()
+        steps[name] = torch.load(tmp_path / f"{name}.pt")
+    return steps
 
 
 def test_grad_accum_2_steps_like_one_micro_batch_twice_as_large(tiny_model_dir, train_data, tmp_path):
     common = ("sft.tasks=[]", "sft.limit=4", "train.max_steps=1", "train.lr=1.0e-2", "sft.max_seq_tokens=4096")
-    common += ("train.micro_batch_tokens=65536",)
+    common += ("train.micro_batch_tokens=65536", "train.max_grad_norm=1.0e9")
     one = sft_recipe(tmp_path, tiny_model_dir, train_data, *common, "train.micro_batch_size=4")
     two = sft_recipe(tmp_path, tiny_model_dir, train_data, *common, "train.micro_batch_size=2", "train.grad_accum=2")
-    run_sft(one, tmp_path / "one", DistInfo())
-    run_sft(two, tmp_path / "two", DistInfo())
-    assert_same_first_step(tmp_path / "one", tmp_path / "two")
+    steps = first_steps(tmp_path, {"one": one, "two": two})
+    assert_same_first_step(tmp_path / "one", tmp_path / "two", steps["one"], steps["two"])
 
 
 def test_a_4bit_lora_sft_step_on_cpu(tiny_model_dir, train_data, tmp_path):
@@ -222,12 +278,13 @@ def test_packed_rows_train_like_padded_ones(tiny_model_dir, train_data, tmp_path
     """The same 4 samples in one micro-batch: packed into one row (position ids restart per sample, a
     block-diagonal mask on sdpa) or padded into 4 rows, the step's loss, units and gradient are the same."""
     common = ("sft.tasks=[]", "sft.limit=4", "train.max_steps=1", "train.micro_batch_size=4")
-    common += ("train.micro_batch_tokens=65536", "train.lr=1.0e-2")
-    for name, pack in (("padded", "false"), ("packed", "true")):
-        run_sft(
-            sft_recipe(tmp_path, tiny_model_dir, train_data, *common, f"train.pack={pack}"), tmp_path / name, DistInfo()
-        )
-    assert_same_first_step(tmp_path / "padded", tmp_path / "packed")
+    common += ("train.micro_batch_tokens=65536", "train.lr=1.0e-2", "train.max_grad_norm=1.0e9")
+    recipes = {
+        name: sft_recipe(tmp_path, tiny_model_dir, train_data, *common, f"train.pack={pack}")
+        for name, pack in (("padded", "false"), ("packed", "true"))
+    }
+    steps = first_steps(tmp_path, recipes)
+    assert_same_first_step(tmp_path / "padded", tmp_path / "packed", steps["padded"], steps["packed"])
 
 
 def test_resuming_a_finished_run_trains_nothing_and_says_so(tiny_model_dir, train_data, tmp_path, capsys):

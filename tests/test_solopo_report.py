@@ -279,7 +279,10 @@ def test_write_solopo_report_end_to_end(tmp_path, records_file):
     assert "| Stage | QA (n=2) | DocMath (n=2) | Overall (n=4) |" in text
     # DPO solopo long: QA (100 + 100) / 2, DocMath (50 + 100) / 2, overall 350 / 4
     assert "| DPO solopo | 100.0 | 75.0 | 87.5 |" in text
-    assert "| SFT | 100.0 | 50.0 | 75.0 |" in text  # short contexts: the unparsed score counts as 0
+    # short contexts: SFT's r4 (DocMath) is unparsed, left out: DocMath 100 / 1, overall 300 / 3 (read as 0, it
+    # would give 50.0 and 75.0); the count of unparsed judgements closes the table
+    assert "| SFT | 100.0 | 100.0 (n=1) | 100.0 (n=3) |" in text
+    assert "as in Loong's metrics: SFT 1 of 4, DPO solopo 0 of 4." in text
     assert "| SoLo-SimPO | 48.4 | 63.9 |" in text and "| Qwen2.5-7B-Instruct (no PO) | 34.4 | 44.0 |" in text
     assert "The paper's numbers, from SoLoPO" in text
     assert "| Change | Overall | Paired items |" in text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 LOONG_TASKS: tuple[tuple[str, str], ...] = (
@@ -46,8 +46,17 @@ def paper_reference_rows(models: Sequence[str] | None = None) -> list[tuple[str,
     return [(f"{m} {PAPER_ROW_SUFFIX}", LOONG_LEADERBOARD[m]) for m in names]
 
 
+def parsed_scores(scores: Iterable[float | None]) -> list[float]:
+    """The scores that enter an average: an unparsed judgement (None) is left out, and counted apart.
+
+    This is Loong's rule (its cal_metric: avg score and perfect rate over the parsed ratings, the parsed share
+    reported beside them), used by metrics.json and by every reproduction report alike.
+    """
+    return [s for s in scores if s is not None]
+
+
 def _cell(scores: list[float | None]) -> dict[str, Any]:
-    parsed = [s for s in scores if s is not None]
+    parsed = parsed_scores(scores)
     if not parsed:
         return {"avg_score": None, "perfect_rate": None, "n": len(scores), "n_parsed": 0}
     return {
@@ -156,8 +165,8 @@ def format_tables(
     shown_rate = "–" if parse_rate is None else f"{100 * parse_rate:.1f}%"
     lines += [
         "",
-        f"{label}: {n} items, {n_parsed} judged scores parsed ({shown_rate}), "
-        f"{metrics.get('dropped_docs', 0)} documents dropped to fit the context.",
+        f"{label}: {n} items, {n_parsed} judged scores parsed ({shown_rate}); {n - n_parsed} unparsed, left out "
+        f"of the averages; {metrics.get('dropped_docs', 0)} documents dropped to fit the context.",
     ]
     if any(name.endswith(PAPER_ROW_SUFFIX) for name, _ in reference_rows):
         lines.append(f"Paper rows: {LOONG_LEADERBOARD_SOURCE}; not item-for-item comparable with this run.")
