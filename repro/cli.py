@@ -345,19 +345,24 @@ def _check_gpus_for(nproc: int, on_cpu: bool) -> None:
 
 
 def _relaunch_under_torchrun(nproc: int) -> None:
-    """Run this same command again as `torchrun --nproc_per_node N -m repro …` and exit with its status."""
+    """Run this same command again under torchrun with `nproc` processes and exit with its status."""
     import subprocess
 
+    sys.exit(subprocess.call(torchrun_command(nproc, sys.argv[1:])))
+
+
+def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
+    """`torchrun --standalone --nproc_per_node N -m repro ARGV`, with `--nproc` and its value taken out of ARGV."""
     args, skip_value = [], False
-    for arg in sys.argv[1:]:
+    for arg in argv:
         if skip_value:
             skip_value = False
         elif arg == "--nproc":
             skip_value = True
         elif not arg.startswith("--nproc="):
             args.append(arg)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "repro"]
-    sys.exit(subprocess.call(cmd + args))
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    return [*launcher, "-m", "repro", *args]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,10 +9,12 @@ hyper-parameters ("lr", "eps", "betas", "weight_decay").
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
@@ -44,6 +46,61 @@ def capture_first_step(path: Path) -> list:
             torch.save(seen, path)
 
     return [register_optimizer_step_pre_hook(before), register_optimizer_step_post_hook(after)]
+
+
+def load_step(path: Path) -> dict:
+    return torch.load(path, weights_only=True)
+
+
+def first_row(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
+
+
+def adam_first_update(step: dict) -> list[torch.Tensor]:
+    """AdamW's first update of each tensor: m = (1 - b1) g and v = (1 - b2) g^2, bias-corrected back to g and
+    g^2, so the step is -lr * g / (|g| + eps), after the decoupled decay w * (1 - lr * wd)."""
+    lr, eps, wd = step["lr"], step["eps"], step["weight_decay"]
+    return [
+        w.double() * (1 - lr * wd) - lr * g.double() / (g.double().abs() + eps) - w.double()
+        for w, g in zip(step["before"], step["grads"], strict=True)
+    ]
+
+
+def assert_same_first_step(a: Path, b: Path, step_a: dict, step_b: dict) -> None:
+    """What "steps like one big batch" claims: the same loss over the same units, and the same averaged
+    gradient — the engine's sum of per-token gradients times world_size / units — as the optimizer gets it.
+
+    The gradients may differ only by float32 summation order (one backward over 4 samples or 2 + 2, added by
+    the all-reduce or accumulated; padded or packed): about 1e-7 to 2e-6 of each tensor's norm here, held to 1e-4, where
+    a wrong average is far larger (a units count off by one target token of the step's 1,316 is 7.6e-4; a mean
+    per process instead of per token, or a wrong world_size factor, percents). The weights are not compared
+    with a fixed tolerance: Adam's first step is lr * g / (|g| + eps), about ±lr whatever the gradient's size,
+    so where a gradient is near eps rounding alone moves an element by a visible share of lr. Each run's
+    weights are held instead to Adam's update of that run's own captured gradient."""
+    row_a, row_b = first_row(a), first_row(b)
+    assert row_a["units"] == row_b["units"] > 0
+    assert row_a["loss"] == pytest.approx(row_b["loss"], rel=1e-5)
+    assert row_a["grad_norm"] == pytest.approx(row_b["grad_norm"], rel=1e-5)
+    ga, gb = step_a["grads"], step_b["grads"]
+    assert [g.shape for g in ga] == [g.shape for g in gb]
+    norm = float(torch.cat([g.flatten().double() for g in ga]).norm())
+    # the captured gradient is the one whose norm the step logged (clipping is off), and it is not zero
+    assert norm == pytest.approx(row_a["grad_norm"], rel=1e-5) and norm > 0
+    for i, (x, y) in enumerate(zip(ga, gb, strict=True)):
+        assert float((x.double() - y.double()).norm()) <= 1e-4 * float(x.double().norm()), f"gradient {i}"
+    lr = step_a["lr"]
+    assert lr == step_b["lr"] > 0
+    for i, (wa, wb) in enumerate(zip(step_a["before"], step_b["before"], strict=True)):
+        assert torch.equal(wa, wb), f"tensor {i} starts the same (seeded initialisation)"
+    moved = 0
+    for step in (step_a, step_b):
+        for w0, w1, u in zip(step["before"], step["after"], adam_first_update(step), strict=True):
+            # float32 rounding: a few parts in 1e7 of the update, one unit in the last place of the weight
+            slack = 1e-6 * lr + 1.2e-7 * w0.double().abs()
+            assert bool(((w1.double() - w0.double() - u).abs() <= slack).all())
+            moved += int((u.abs() > 0.5 * lr).sum())
+    assert moved > 0  # the update really moved weights (LoRA's B starts at zero; A has no gradient yet)
+
 
 
 if __name__ == "__main__":

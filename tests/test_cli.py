@@ -161,3 +161,11 @@ def test_python_dash_m_and_console_script_agree(args):
     else:
         assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("repro: error:")
         assert ("'bogus'" if "bogus=1" in args else "no-such-command") in err
+
+
+def test_nproc_relaunches_the_same_command_under_torchrun_without_its_nproc():
+    from repro.cli import torchrun_command
+
+    cmd = torchrun_command(2, ["solopo", "train", "r.yaml", "--nproc", "2", "a.b=1", "--nproc=3", "--out", "x"])
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "repro"]
+    assert cmd == [*launcher, "solopo", "train", "r.yaml", "a.b=1", "--out", "x"]

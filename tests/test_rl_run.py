@@ -44,6 +44,7 @@ def rl_recipe(tmp_path: Path, model_dir: str, data: Path, *overrides: str):
             "rl.prompts_per_round=2",
             "rl.generation.max_new_tokens=6",
             "rl.reward.overlong_buffer=0",
+            "rl.mini_batches=1",  # one update a round unless a test asks for more
             "rl.phases=[{max_input_tokens: 1550, steps: 2}, {max_input_tokens: 4000, steps: 2}]",
             "train.checkpoint_every=1",
             "train.keep_last=10",
