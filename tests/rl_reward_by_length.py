@@ -6,9 +6,13 @@ the response text alone (its length mod 3), so one process and several give the 
 
 from __future__ import annotations
 
-from repro.cli import main
-from repro.l1 import rollout
-from repro.l1.rewards import RewardResult
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's repro, whatever is installed
+from repro.cli import main  # noqa: E402
+from repro.l1 import rollout  # noqa: E402
+from repro.l1.rewards import RewardResult  # noqa: E402
 
 
 def reward_by_text_length(predictions, records, cfg, judge=None):
