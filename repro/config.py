@@ -13,23 +13,44 @@ from typing import Any, Literal
 import yaml
 
 from repro.errors import ConfigError
-from repro.sections import (  # noqa: F401 - the sections are part of this module's interface
-    CprsSection,
+from repro.sections import (  # noqa: F401 - the shared sections are part of this module's interface
     EvalSection,
     GenerationSection,
     LlmJudgeSection,
     LoongMiniSection,
     LoraSection,
     ModelSection,
-    PhaseSection,
     QuantSection,
     Recipe,
     RewardSection,
-    RlSection,
     SftSection,
-    SoloPoSection,
     TrainSection,
 )
+
+# ---------------------------------------------------------------------------------------------
+# The papers' own sections, registered by each paper's folder (repro/<paper>/paper.py)
+
+_PAPER_SECTIONS: dict[str, type] = {}
+_RENAMED_KEYS: dict[str, str] = {}
+_RECIPE_TYPE: list[type] = []
+
+
+def register_section(name: str, section: type, renamed: dict[str, str] | None = None) -> None:
+    """Add a paper's recipe section `name` (a dataclass) to every recipe; `renamed`: old dotted key -> what to
+    say when a recipe still uses it."""
+    if name in {f.name for f in dataclasses.fields(Recipe)} or _PAPER_SECTIONS.get(name, section) is not section:
+        raise ValueError(f"recipe section '{name}' is registered twice")
+    _PAPER_SECTIONS[name] = section
+    _RENAMED_KEYS.update(renamed or {})
+    _RECIPE_TYPE.clear()
+
+
+def recipe_type() -> type:
+    """The recipe dataclass: the shared sections (Recipe) and every registered paper's section."""
+    if not _RECIPE_TYPE:
+        fields = [(n, cls, dataclasses.field(default_factory=cls)) for n, cls in _PAPER_SECTIONS.items()]
+        _RECIPE_TYPE.append(dataclasses.make_dataclass("Recipe", fields, bases=(Recipe,)))
+    return _RECIPE_TYPE[0]
 
 # ---------------------------------------------------------------------------------------------
 # Loading
@@ -45,7 +66,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         _set_dotted(merged, key, ("override", value))
         origin[key] = f"override '{item}'"
     merged.setdefault("name", path.stem)
-    return _build(Recipe, merged, prefix="", origin=origin, default_where=str(path))
+    return _build(recipe_type(), merged, prefix="", origin=origin, default_where=str(path))
 
 
 def recipe_to_yaml(recipe: Recipe) -> str:
@@ -150,7 +171,8 @@ def _section_type(cls: type, name: str) -> Any:
     return typing.get_type_hints(cls)[name]
 
 
-def _all_keys(cls: type = Recipe, prefix: str = "") -> list[str]:
+def _all_keys(cls: type | None = None, prefix: str = "") -> list[str]:
+    cls = cls or recipe_type()
     keys = []
     for name, hint in typing.get_type_hints(cls).items():
         dotted = f"{prefix}{name}"
@@ -162,20 +184,13 @@ def _all_keys(cls: type = Recipe, prefix: str = "") -> list[str]:
 
 # keys that moved to another section: named in the error, so an old recipe is quick to fix
 MOVED_KEYS = {f"train.{k}": f"sft.{k}" for k in ("data", "sets", "tasks", "limit", "max_seq_tokens")}
-# keys split or renamed because their meaning changed: an old recipe stops here rather than run on another scale
-CHANGED_KEYS = {
-    "solopo.beta": "each algorithm has its own scale now: solopo.dpo_beta (DPO, 0.1) or solopo.simpo_beta "
-    "(SimPO, 2.5); ORPO's reward takes none",
-    "solopo.gamma": "SimPO's margin is now solopo.simpo_gamma_beta_ratio (gamma / beta, 0.55)",
-    "solopo.lam": "ORPO's weight is now solopo.orpo_lambda",
-}
 
 
 def _unknown_key_error(key: str, where: str) -> ConfigError:
     if key in MOVED_KEYS:
         return ConfigError(f"{where}: key '{key}' is now '{MOVED_KEYS[key]}' (the stage's own section); rename it")
-    if key in CHANGED_KEYS:
-        return ConfigError(f"{where}: key '{key}' is gone: {CHANGED_KEYS[key]}")
+    if key in _RENAMED_KEYS:  # split or renamed because its meaning changed: an old recipe stops here
+        return ConfigError(f"{where}: key '{key}' is gone: {_RENAMED_KEYS[key]}")
     close = difflib.get_close_matches(key, _all_keys(), n=1, cutoff=0.6)
     if not close:
         leaf = key.rsplit(".", 1)[-1]
@@ -189,8 +204,8 @@ def _check_key(key: str, where: str) -> None:
         raise _unknown_key_error(key, where)
 
 
-def _check_keys_of(raw: dict, prefix: str, where: str, cls: type = Recipe) -> None:
-    hints = typing.get_type_hints(cls)
+def _check_keys_of(raw: dict, prefix: str, where: str, cls: type | None = None) -> None:
+    hints = typing.get_type_hints(cls or recipe_type())
     for key, value in raw.items():
         dotted = f"{prefix}{key}"
         if key not in hints:

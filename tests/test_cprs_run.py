@@ -217,7 +217,7 @@ def test_compress_returns_offsets_into_crlf_unicode_text_as_the_file_holds_it(tm
     lone token "2". Characters: "Line one says hello." is 0-20 and CRLF 20-22, so "Zürich – 東京" is 22-33;
     " hält 42 Äpfel." 33-48, CRLF 48-50, "More filler text here." 50-72, CRLF 72-74, "A" 74, and the token " n"
     carries its space: " naïve café" is 75-86. With LF line ends each would sit 1-3 characters earlier."""
-    from repro.config import CprsSection
+    from repro.cprs.sections import CprsSection
     from repro.tiny import build_tokenizer
 
     path = tmp_path / "crlf.txt"

@@ -9,8 +9,8 @@ import pytest
 from repro.data.schema import Doc, Record
 from repro.l1.rewards import rule_reward
 from repro.l1.rollout import reward_config
-from repro.sections import SoloPoSection
 from repro.solopo.pairs import PairStats, choose_pair
+from repro.solopo.sections import SoloPoSection
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import torch
 
 from repro.config import load_recipe
 from repro.errors import ConfigError
-from repro.sections import SoloPoSection
 from repro.solopo.sample import Pair
+from repro.solopo.sections import SoloPoSection
 from repro.solopo.train import PAPER_ALPHA, forwards, loss_scale, preference_task
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from repro.config import CprsSection
 from repro.cprs.labels import TAG_WORDS, system_prompt
 from repro.cprs.model import TokenCritic
+from repro.cprs.sections import CprsSection
 from repro.cprs.windows import (
     DEFAULT_SEPARATOR,
     Compression,

@@ -16,9 +16,9 @@ from repro.fsio import atomic_write_bytes, atomic_write_text
 from repro.l1.sft import save_final
 from repro.progress import progress
 from repro.runs import check_resume_plan
-from repro.sections import SoloPoSection
 from repro.solopo.losses import po_loss, reward, solo_ra
 from repro.solopo.sample import Pair, read_pairs
+from repro.solopo.sections import SoloPoSection
 from repro.train.dist import DistInfo, barrier
 from repro.train.engine import LossOutput, unwrap
 from repro.train.loop import StaticTask, TrainResult, train_static
