@@ -144,7 +144,7 @@ def _training_command(group: typer.Typer, name: str, run: str, doc: str) -> None
 _training_command(
     app,
     "sft",
-    "repro.l1.sft:run_sft",
+    "repro.train.sft:run_sft",
     "QwenLong-L1 warm-up SFT: prompt (documents + question) -> reasoning + answer, loss on the response.",
 )
 _training_command(

@@ -82,8 +82,8 @@ def sft_loop_check(model_dir: str, workdir: str) -> tuple[float, float]:
     from repro.config import Recipe, SftSection, TrainSection
     from repro.data.loong_mini import generate
     from repro.data.schema import write_records
-    from repro.l1.sft import run_sft
     from repro.train.dist import DistInfo
+    from repro.train.sft import run_sft
 
     data = Path(workdir) / "train.jsonl"
     write_records(data, generate(32, seed=0, sets=(1,)))

@@ -207,7 +207,7 @@ def train_and_export(stage: str, recipe: Recipe, out: Path, run: Callable[..., A
         return merged
     if not (run_dir / "final").is_dir():
         if run is None and stage == "sft":
-            from repro.l1.sft import run_sft as run
+            from repro.train.sft import run_sft as run
         elif run is None:
             from repro.l1.phased_rl import run_rl as run
         run(recipe, run_dir, DistInfo(), resume=run_dir.is_dir())

@@ -15,9 +15,9 @@ from safetensors.torch import load_file
 from repro.config import load_recipe
 from repro.data.loong_mini import generate
 from repro.data.schema import Doc, Record, write_records
-from repro.l1 import sft as sft_module
-from repro.l1.sft import run_sft
-from repro.l1.sft_data import IGNORE, build_sft_sample
+from repro.train import sft as sft_module
+from repro.train.sft import run_sft
+from repro.train.sft_data import IGNORE, build_sft_sample
 from repro.modeling import load_tokenizer
 from repro.train.dist import DistInfo
 from repro.train.engine import TrainingDiverged

@@ -11,13 +11,13 @@ from repro.data.phrases import phrase_spans
 from repro.data.prompts import DOC_SEP, apply_chat, render_doc
 from repro.data.schema import Doc, Record
 from repro.errors import ConfigError, DataError
+from repro.train.logprobs import IGNORE_INDEX as IGNORE  # no loss at this position
 
 Span = tuple[int, int]
 
 GRANULARITIES = ("keyword", "sentence", "paragraph")
 SCHEMES = ("BIOE", "BIO")
 TAG_O, TAG_B, TAG_I, TAG_E = 0, 1, 2, 3  # boundary tags; BIO uses the first three
-IGNORE = -100  # target of positions that carry no loss (the prompt prefix)
 OUTSIDE_WORD = "outside"
 DEFAULT_TAG_WORD = "fact"
 # the tag word the system prompt names for each granularity (single tokens in Qwen2 and SmolLM2 vocabularies)

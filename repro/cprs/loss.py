@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-IGNORE = -100
+from repro.train.logprobs import IGNORE_INDEX as IGNORE  # no loss at this position
 
 
 def _check_pair(logits: Tensor, targets: Tensor, name: str) -> None:

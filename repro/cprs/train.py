@@ -9,19 +9,17 @@ from typing import Any
 
 import torch
 
-from repro.config import Recipe, recipe_to_yaml
+from repro.config import Recipe
 from repro.cprs.labels import IGNORE, OUTSIDE_WORD, TAG_WORDS, build_example
 from repro.cprs.loss import boundary_weight_vector, critic_loss, drop_non_critical
 from repro.cprs.model import SCHEMES as TAG_COUNT
 from repro.cprs.model import TokenCritic, label_word_ids, save_critic
 from repro.data.schema import Record, read_records
 from repro.errors import ConfigError, DataError
-from repro.fsio import atomic_write_text, swap_folder
-from repro.progress import hf_bars
-from repro.runs import check_resume_plan
 from repro.train.dist import DistInfo
 from repro.train.engine import LossOutput, unwrap
-from repro.train.loop import StaticTask, TrainResult, train_static
+from repro.train.loop import StaticTask, TrainResult
+from repro.train.runner import Stage, run_stage, save_final
 
 log = logging.getLogger("repro.cprs")
 
@@ -124,33 +122,20 @@ def build_critic(recipe: Recipe, loaded: Any) -> TokenCritic:
 
 def run_cprs(recipe: Recipe, run_dir: Path, dist: DistInfo, resume: bool = False) -> TrainResult:
     """Train the compressor from recipe.model: LoRA on the LM, a fresh boundary head, the top layers bidirectional."""
-    from repro.modeling import load_model
 
-    if resume:
-        check_resume_plan(run_dir, recipe, stage_keys=("cprs",))
-    records = select_cprs_records(recipe)
-    torch.manual_seed(recipe.seed)  # LoRA's A matrices and the boundary head: the same on every rank and resume
-    loaded = load_model(recipe.model, training=True)
-    critic = build_critic(recipe, loaded)
-    examples = cprs_examples(records, recipe, loaded.tokenizer)
-    if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
-        log.info(
-            "compressor: %d examples from %d records (%s), top %d layers bidirectional, into %s",
-            len(examples), len(records), ", ".join(recipe.cprs.granularities), critic.bidirectional_layers, run_dir,
-        )  # fmt: skip
-    task = cprs_task(examples, recipe, loaded.tokenizer.pad_token_id)
-    result = train_static(critic, task, recipe.train, run_dir, dist, loaded.device, loaded.dtype, recipe.seed, resume)
-    if dist.is_main:
-        save_compressor(critic, loaded.tokenizer, run_dir / "final")
-    return result
+    def build(loaded: Any, records: list[Record]) -> Stage:
+        critic = build_critic(recipe, loaded)
+        examples = cprs_examples(records, recipe, loaded.tokenizer)
+        summary = (
+            f"compressor: {len(examples)} examples from {len(records)} records "
+            f"({', '.join(recipe.cprs.granularities)}), top {critic.bidirectional_layers} layers bidirectional"
+        )
+        task = cprs_task(examples, recipe, loaded.tokenizer.pad_token_id)
+        return Stage(critic, summary, task=task, save=lambda out: save_compressor(critic, loaded.tokenizer, out))
+
+    return run_stage(recipe, run_dir, dist, resume, "cprs", lambda: select_cprs_records(recipe), build)
 
 
 def save_compressor(critic: TokenCritic, tokenizer: Any, out: Path) -> None:
     """The adapter, boundary head, critic.json and tokenizer in one folder (`cprs.compressor` loads it)."""
-    tmp = out.with_name(out.name + ".tmp")
-    with hf_bars(enabled=False):
-        save_critic(critic, tmp)
-    tokenizer.save_pretrained(tmp)
-    swap_folder(tmp, out)
+    save_final(critic, tokenizer, out, save_model=save_critic)

@@ -6,17 +6,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from repro.config import LoraSection, ModelSection, Recipe, recipe_to_yaml
+from repro.config import LoraSection, ModelSection, Recipe
 from repro.data.schema import Record, read_records
 from repro.errors import ConfigError, DataError
-from repro.fsio import atomic_write_text
 from repro.l1.rollout import RlSource
-from repro.l1.sft import save_final
-from repro.runs import check_resume_plan
 from repro.train.dist import DistInfo
-from repro.train.loop import TrainResult, train_online
+from repro.train.loop import TrainResult
+from repro.train.runner import Stage, run_stage
 
 log = logging.getLogger("repro.rl")
 
@@ -57,31 +53,19 @@ def build_judge(recipe: Recipe) -> Any:
 
 def run_rl(recipe: Recipe, run_dir: Path, dist: DistInfo, resume: bool = False) -> TrainResult:
     """Phased RL from recipe.model (the warm-up SFT policy, merged) with fresh LoRA adapters."""
-    from repro.modeling import load_model, load_tokenizer
+    from repro.modeling import load_tokenizer
 
-    if resume:
-        check_resume_plan(run_dir, recipe, stage_keys=("rl",))
-    records = select_rl_records(recipe)
-    # prompts and phases are checked with the tokenizer alone, before the weights load
-    source = RlSource(recipe, load_tokenizer(recipe.model), records, build_judge(recipe), dist)
-    torch.manual_seed(recipe.seed)  # LoRA's initial A matrices: the same on every rank and every resume
-    loaded = load_model(recipe.model, training=True)
-    if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
-        log.info(
-            "RL (%s): %d prompts, %d phases, %d rounds of %d prompts x G=%d, into %s",
-            recipe.rl.algorithm,
-            len(records),
-            len(recipe.rl.phases),
-            source.sampler.total_steps,
-            recipe.rl.prompts_per_round,
-            recipe.rl.group_size,
-            run_dir,
+    def read() -> RlSource:
+        # records, prompts and phases are checked with the tokenizer alone, before the weights load
+        return RlSource(recipe, load_tokenizer(recipe.model), select_rl_records(recipe), build_judge(recipe), dist)
+
+    def build(loaded: Any, source: RlSource) -> Stage:
+        cfg = recipe.rl
+        summary = (
+            f"RL ({cfg.algorithm}): {len(source.records)} prompts, {len(cfg.phases)} phases, "
+            f"{source.sampler.total_steps} rounds of {cfg.prompts_per_round} prompts x G={cfg.group_size}, "
+            f"{source.updates_per_round} updates a round"
         )
-    result = train_online(
-        loaded.model, source, recipe.train, run_dir, dist, loaded.device, loaded.dtype, recipe.seed, resume=resume
-    )
-    if dist.is_main:
-        save_final(loaded.model, loaded.tokenizer, run_dir / "final")
-    return result
+        return Stage(loaded.model, summary, task=source)
+
+    return run_stage(recipe, run_dir, dist, resume, "rl", read, build)

@@ -10,19 +10,18 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from repro.config import Recipe, recipe_to_yaml
+from repro.config import Recipe
 from repro.errors import ConfigError
-from repro.fsio import atomic_write_bytes, atomic_write_text
-from repro.l1.sft import save_final
+from repro.fsio import atomic_write_bytes
 from repro.progress import progress
-from repro.runs import check_resume_plan
 from repro.solopo.losses import po_loss, reward, solo_ra
 from repro.solopo.sample import Pair, read_pairs
 from repro.solopo.sections import SoloPoSection
 from repro.train.dist import DistInfo, barrier
 from repro.train.engine import LossOutput, unwrap
-from repro.train.loop import StaticTask, TrainResult, train_static
+from repro.train.loop import StaticTask, TrainResult
 from repro.train.prefix import grouped_logprobs, per_sample_logprobs
+from repro.train.runner import Stage, run_stage
 
 log = logging.getLogger("repro.solopo")
 
@@ -209,35 +208,30 @@ def reference_key(recipe: Recipe, plan: dict[str, tuple[str, ...]]) -> str:
 
 def run_solopo(recipe: Recipe, run_dir: Path, dist: DistInfo, resume: bool = False) -> TrainResult:
     """Preference optimisation from recipe.model with fresh LoRA adapters, in recipe.solopo.mode."""
-    from repro.modeling import load_model, load_tokenizer
+    from repro.modeling import load_tokenizer
 
     cfg = recipe.solopo
-    if not cfg.pairs:
-        raise ConfigError("solopo.pairs is empty: name a pairs.jsonl made by `repro solopo pairs RECIPE`")
-    if resume:
-        check_resume_plan(run_dir, recipe, stage_keys=("solopo",))
     plan = forwards(cfg.mode, cfg.align_rejected)
-    pairs = read_pairs(cfg.pairs, load_tokenizer(recipe.model))
-    check_pairs_context(cfg.mode, pairs, cfg.pairs)
-    torch.manual_seed(recipe.seed)  # LoRA's initial A matrices: the same on every rank and every resume
-    loaded = load_model(recipe.model, training=True)
-    logprobs = PreferenceLogprobs(plan, recipe.train.shared_prefix, recipe.train.logprob_chunk)
-    if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
-        log.info(
-            "%s %s (%s): %d pairs (%s), %d tokens a pass, into %s",
-            cfg.algorithm, cfg.mode, ", ".join(f"{k} {v:g}" for k, v in loss_scale(cfg).items()), len(pairs),
-            cfg.pairs, sum(pair_tokens(p, plan) for p in pairs), run_dir,
-        )  # fmt: skip
-    barrier()
-    ref = None
-    if cfg.algorithm == "dpo":
-        ref = cached_reference(run_dir, loaded.model, pairs, logprobs, reference_key(recipe, plan), dist)
-    task = preference_task(recipe, pairs, logprobs, ref)
-    result = train_static(
-        loaded.model, task, recipe.train, run_dir, dist, loaded.device, loaded.dtype, recipe.seed, resume=resume
-    )
-    if dist.is_main:
-        save_final(loaded.model, loaded.tokenizer, run_dir / "final")
-    return result
+
+    def read() -> list[Pair]:
+        if not cfg.pairs:
+            raise ConfigError("solopo.pairs is empty: name a pairs.jsonl made by `repro solopo pairs RECIPE`")
+        pairs = read_pairs(cfg.pairs, load_tokenizer(recipe.model))
+        check_pairs_context(cfg.mode, pairs, cfg.pairs)
+        return pairs
+
+    def build(loaded: Any, pairs: list[Pair]) -> Stage:
+        logprobs = PreferenceLogprobs(plan, recipe.train.shared_prefix, recipe.train.logprob_chunk)
+
+        def make_task() -> StaticTask:
+            ref = None
+            if cfg.algorithm == "dpo":  # the reference log-probs, once, by the main process
+                ref = cached_reference(run_dir, loaded.model, pairs, logprobs, reference_key(recipe, plan), dist)
+            return preference_task(recipe, pairs, logprobs, ref)
+
+        scale = ", ".join(f"{k} {v:g}" for k, v in loss_scale(cfg).items())
+        tokens = sum(pair_tokens(p, plan) for p in pairs)
+        summary = f"{cfg.algorithm} {cfg.mode} ({scale}): {len(pairs)} pairs ({cfg.pairs}), {tokens} tokens a pass"
+        return Stage(loaded.model, summary, make_task=make_task)
+
+    return run_stage(recipe, run_dir, dist, resume, "solopo", read, build)

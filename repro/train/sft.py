@@ -1,4 +1,4 @@
-"""`repro sft`: QwenLong-L1's warm-up SFT on (documents, question) -> reasoning + answer, through the shared loop."""
+"""Supervised fine-tuning on documents + question -> reasoning + answer: L1's warm-up stage, the others' start."""
 
 from __future__ import annotations
 
@@ -8,18 +8,16 @@ from typing import Any
 
 import torch
 
-from repro.config import Recipe, recipe_to_yaml
+from repro.config import Recipe
 from repro.data.schema import Record, read_records
 from repro.errors import DataError
-from repro.fsio import atomic_write_text, swap_folder
-from repro.l1.sft_data import SftSample, build_sft_sample
-from repro.progress import hf_bars
-from repro.runs import check_resume_plan
 from repro.train.batching import pack_batch, pad_batch
 from repro.train.dist import DistInfo
 from repro.train.engine import LossOutput
 from repro.train.logprobs import chunked_cross_entropy
-from repro.train.loop import StaticTask, TrainResult, train_static
+from repro.train.loop import StaticTask, TrainResult
+from repro.train.runner import Stage, run_stage
+from repro.train.sft_data import SftSample, build_sft_sample
 
 log = logging.getLogger("repro.sft")
 
@@ -83,32 +81,12 @@ def sft_task(samples: list[SftSample], recipe: Recipe, pad_id: int) -> StaticTas
 
 
 def run_sft(recipe: Recipe, run_dir: Path, dist: DistInfo, resume: bool = False) -> TrainResult:
-    from repro.modeling import load_model
+    """Warm-up SFT from recipe.model with fresh LoRA adapters on recipe.sft's records."""
 
-    if resume:
-        check_resume_plan(run_dir, recipe, stage_keys=("sft",))
-    records = select_sft_records(recipe)
-    torch.manual_seed(recipe.seed)  # LoRA's initial A matrices: the same on every rank and every resume
-    loaded = load_model(recipe.model, training=True)
-    samples = load_sft_samples(recipe, loaded.tokenizer, records)
-    if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
-        n_tokens = sum(len(s) for s in samples)
-        log.info("%d SFT samples, %d tokens, into %s", len(samples), n_tokens, run_dir)
-    task = sft_task(samples, recipe, loaded.tokenizer.pad_token_id)
-    result = train_static(
-        loaded.model, task, recipe.train, run_dir, dist, loaded.device, loaded.dtype, recipe.seed, resume=resume
-    )
-    if dist.is_main:
-        save_final(loaded.model, loaded.tokenizer, run_dir / "final")
-    return result
+    def build(loaded: Any, records: list[Record]) -> Stage:
+        samples = load_sft_samples(recipe, loaded.tokenizer, records)
+        task = sft_task(samples, recipe, loaded.tokenizer.pad_token_id)
+        summary = f"{len(samples)} SFT samples, {sum(len(s) for s in samples)} tokens"
+        return Stage(loaded.model, summary, task=task)
 
-
-def save_final(model: Any, tokenizer: Any, out: Path) -> None:
-    """The trained adapters (or full weights) and the tokenizer, as `from_pretrained` / peft can load them."""
-    tmp = out.with_name(out.name + ".tmp")
-    with hf_bars(enabled=False):
-        model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    swap_folder(tmp, out)
+    return run_stage(recipe, run_dir, dist, resume, "sft", lambda: select_sft_records(recipe), build)

@@ -8,8 +8,7 @@ from typing import Any
 from repro.data.prompts import apply_chat, build_prompt
 from repro.data.schema import Record
 from repro.errors import DataError
-
-IGNORE = -100
+from repro.train.logprobs import IGNORE_INDEX as IGNORE  # no loss at this position
 
 
 @dataclass
