@@ -257,10 +257,10 @@ def test_docqa_rl_parquet(docqa_parquet):
     # the released grader's layout (long.py reads the gold with the response's own parser): the gold keeps its
     # phrase, and the reward reads it as the letter
     assert toc.answer == "The correct answer is (B)"
-    from repro.l1.rewards import RewardConfig, rule_reward
+    from repro.loong.verify import RewardConfig, verify_answer
 
-    assert rule_reward("<think>labour: one year</think>The correct answer is (B).", toc, RewardConfig()) == 1.0
-    assert rule_reward("The correct answer is (C).", toc, RewardConfig()) == 0.0
+    assert verify_answer("<think>labour: one year</think>The correct answer is (B).", toc, RewardConfig()) == 1.0
+    assert verify_answer("The correct answer is (C).", toc, RewardConfig()) == 0.0
 
 
 def test_docqa_rl_l1_prompt_rebuilds_the_original_user_turn(docqa_parquet):

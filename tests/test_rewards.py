@@ -16,20 +16,22 @@ from repro.data.schema import Record
 from repro.errors import ConfigError
 from repro.l1.rewards import (
     JUDGE_PROMPT,
-    RewardConfig,
     RewardResult,
     chat_judge,
-    choice_letter,
-    choice_match,
-    has_answer_format,
     hf_judge,
     hybrid_rewards,
     judge_messages,
-    numeric_match,
     overlong_penalty,
     parse_verdict,
-    read_number,
     rule_reward,
+)
+from repro.loong.verify import (
+    RewardConfig,
+    choice_letter,
+    choice_match,
+    has_answer_format,
+    numeric_match,
+    read_number,
     structured_score,
     sub_em,
 )

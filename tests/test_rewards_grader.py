@@ -8,14 +8,8 @@ from typing import Any
 import pytest
 
 from repro.data.schema import Record
-from repro.l1.rewards import (
-    RewardConfig,
-    choice_letter,
-    hybrid_rewards,
-    reference_answer,
-    rule_reward,
-    sub_em,
-)
+from repro.l1.rewards import hybrid_rewards, rule_reward
+from repro.loong.verify import RewardConfig, choice_letter, reference_answer, sub_em
 
 
 def rec(answer: Any, task: str = "qa") -> Record:

@@ -15,12 +15,12 @@ from safetensors.torch import load_file
 from repro.config import load_recipe
 from repro.data.loong_mini import generate
 from repro.data.schema import Doc, Record, write_records
-from repro.train import sft as sft_module
-from repro.train.sft import run_sft
-from repro.train.sft_data import IGNORE, build_sft_sample
 from repro.modeling import load_tokenizer
+from repro.train import sft as sft_module
 from repro.train.dist import DistInfo
 from repro.train.engine import TrainingDiverged
+from repro.train.sft import run_sft
+from repro.train.sft_data import IGNORE, build_sft_sample
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from first_step_capture import assert_same_first_step, capture_first_step, load_step  # noqa: E402

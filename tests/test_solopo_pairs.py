@@ -7,8 +7,7 @@ import math
 import pytest
 
 from repro.data.schema import Doc, Record
-from repro.l1.rewards import rule_reward
-from repro.l1.rollout import reward_config
+from repro.loong.verify import reward_config, verify_answer
 from repro.solopo.pairs import PairStats, choose_pair
 from repro.solopo.sections import SoloPoSection
 
@@ -74,7 +73,7 @@ def test_made_up_responses_to_a_text_gold_become_chosen_and_rejected():
         "Therefore, the answer is Paris.",
         "Therefore, the answer is London.",
     ]
-    scores = [rule_reward(text, _record("London"), rewards) for text in responses]
+    scores = [verify_answer(text, _record("London"), rewards) for text in responses]
     assert scores == [0.0, 1.0, 0.0, 1.0]
     assert choose_pair(scores) == (1, 0)
 
@@ -92,7 +91,7 @@ def test_made_up_responses_to_a_list_gold_partial_credit_is_neither():
         'Therefore, the answer is ["Dave"].',
         'Therefore, the answer is ["Carol", "Bob", "Alice"].',
     ]
-    scores = [rule_reward(text, gold, rewards) for text in responses]
+    scores = [verify_answer(text, gold, rewards) for text in responses]
     assert scores == [pytest.approx(0.4), 0.0, 1.0]
     assert choose_pair(scores) == (2, 1)
     assert choose_pair(scores[:2]) is None  # 0.4 and 0: no correct response

@@ -10,14 +10,15 @@ from typing import Any
 
 import torch
 
-from repro.config import Recipe, RewardSection
+from repro.config import Recipe
 from repro.data.prompts import apply_chat, build_prompt, token_counter
 from repro.data.schema import Record
 from repro.errors import ConfigError
 from repro.generation import Sample, sample_groups
 from repro.l1.curriculum import CurriculumSampler, Phase
-from repro.l1.rewards import RewardConfig, hybrid_rewards, overlong_penalty
+from repro.l1.rewards import hybrid_rewards, overlong_penalty
 from repro.l1.rl import FillStats, Group, fill_batch, group_advantages, policy_loss, policy_loss_metrics
+from repro.loong.verify import reward_config
 from repro.modeling import reference_policy
 from repro.train.dist import DistInfo, all_gather_object
 from repro.train.engine import LossOutput, unwrap
@@ -50,18 +51,6 @@ class Scored:
     rule: list[float]
     rewards: list[float]
     lengths: list[int]
-
-
-def reward_config(r: RewardSection) -> RewardConfig:
-    return RewardConfig(
-        partial_credit=r.partial_credit,
-        require_format=r.require_format,
-        require_think=r.require_think,
-        numeric_rel_tol=r.numeric_rel_tol,
-        overlong_buffer=r.overlong_buffer,
-        overlong_factor=r.overlong_factor,
-        llm_judge=r.llm_judge,
-    )
 
 
 def tokenized_prompts(records: list[Record], recipe: Recipe, tokenizer: Any) -> dict[str, torch.Tensor]:

@@ -14,15 +14,13 @@ from repro.data.prompts import apply_chat, build_prompt
 from repro.data.schema import Record, read_records
 from repro.errors import ConfigError, DataError, ReproError
 from repro.fsio import append_jsonl, atomic_write_json, atomic_write_text
-from repro.loong.judges import judge_prompt, parse_rating, rule_score
+from repro.loong.judges import ORDERED_SUBTASKS, judge_prompt, parse_rating, rule_score
 from repro.loong.metrics import aggregate, format_tables, paper_reference_rows
 from repro.loong.run_files import drop_torn_tail, read_done, read_predictions
 from repro.progress import progress
 
 log = logging.getLogger("repro.eval")
 
-# Loong-mini subtasks whose list answers are sequences: order counts in the rule judge.
-ORDERED_SUBTASKS = {"sequential_enumeration", "ordering", "temporal_trend", "citation_chain"}
 
 
 @dataclass

@@ -11,6 +11,8 @@ from typing import Any
 from repro.loong.answers import answers_equal, extract_answer, item_key, parse_structured
 
 Gold = str | list | dict
+# Loong-mini subtasks whose list answers are sequences: order counts in the rule judge.
+ORDERED_SUBTASKS = {"sequential_enumeration", "ordering", "temporal_trend", "citation_chain"}
 
 # An ordered score compares at most this many items of each list, since the longest common subsequence costs
 # O(n * m / 64); Loong lists hold tens of items. Items past the cap count as unmatched.

@@ -17,9 +17,8 @@ from repro.data.schema import Record, read_records
 from repro.errors import DataError
 from repro.fsio import append_jsonl, atomic_write_json, atomic_write_text
 from repro.generation import sample_groups
-from repro.l1.rewards import rule_reward
-from repro.l1.rollout import reward_config
 from repro.loong.run_files import drop_torn_tail, read_done
+from repro.loong.verify import reward_config, verify_answer
 from repro.progress import progress
 from repro.runs import check_resume_plan
 from repro.solopo.pairs import PairStats, choose_pair
@@ -164,7 +163,7 @@ def make_pairs(recipe: Recipe, run_dir: Path, resume: bool = False) -> PairStats
             if record.id in done:  # a cut run wrote it; the seeded chunk samples it again identically
                 continue
             prompt = prompts[record.id]
-            scores = [rule_reward(s.text, record, rewards) for s in samples]
+            scores = [verify_answer(s.text, record, rewards) for s in samples]
             choice = choose_pair(scores, cfg.correct_reward)
             row = {"id": record.id, "task": record.task, "length_set": record.length_set, "context": cfg.context}
             row.update(short_prompt=prompt.short, long_prompt=prompt.long, dropped_docs=prompt.dropped)
