@@ -13,7 +13,7 @@ PIP_TORCH_FLAGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-
 .PHONY: help setup test lint smoke bench data model gpu-check reproduce-l1 reproduce-solopo reproduce-cprs clean
 
 help:
-	@echo "make setup         create .venv and install the kit (CPU build of torch) with its dev extra"
+	@echo "make setup         create .venv and install the kit with its dev extra (PyPI's torch: a CUDA build on Linux x86; TORCH_INDEX=https://download.pytorch.org/whl/cpu for the CPU build)"
 	@echo "make test          set up if needed, then run the tests"
 	@echo "make lint          ruff check"
 	@echo "make smoke         every stage end to end, a few steps each, on the tiny random model (~2 min)"
@@ -62,13 +62,13 @@ gpu-check:
 	$(PYTHON) -m repro.gpu_check
 
 reproduce-l1: setup
-	$(VENV_PY) -m repro reproduce l1 $(if $(PROFILE),--profile $(PROFILE),)
+	$(VENV_PY) -m repro l1 reproduce $(if $(PROFILE),--profile $(PROFILE),)
 
 reproduce-solopo: setup
-	$(VENV_PY) -m repro reproduce solopo $(if $(PROFILE),--profile $(PROFILE),)
+	$(VENV_PY) -m repro solopo reproduce $(if $(PROFILE),--profile $(PROFILE),)
 
 reproduce-cprs: setup
-	$(VENV_PY) -m repro reproduce cprs $(if $(PROFILE),--profile $(PROFILE),)
+	$(VENV_PY) -m repro cprs reproduce $(if $(PROFILE),--profile $(PROFILE),)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -56,8 +56,11 @@ def recipe_type() -> type:
 # Loading
 
 
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Read a recipe file (following `extends:`), apply `key.sub=value` overrides, and validate."""
+def load_recipe(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = (), values: dict[str, Any] | None = None
+) -> Recipe:
+    """Read a recipe file (following `extends:`), apply `key.sub=value` overrides, then `values` (dotted key ->
+    a value as YAML reads it, e.g. from a profile table), and validate."""
     path = Path(path)
     merged, origin = _load_chain(path, seen=())
     for item in overrides:
@@ -65,6 +68,10 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         _check_key(key, where=f"override '{item}'")
         _set_dotted(merged, key, ("override", value))
         origin[key] = f"override '{item}'"
+    for key, value in (values or {}).items():
+        _check_key(key, where=f"key '{key}' given for {path}")
+        _set_dotted(merged, key, value)
+        origin[key] = f"the value of '{key}' given for {path}"
     merged.setdefault("name", path.stem)
     return _build(recipe_type(), merged, prefix="", origin=origin, default_where=str(path))
 
@@ -233,6 +240,24 @@ def _set_dotted(raw: dict, key: str, value: Any) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Typed construction
+
+
+def build_typed(cls: type, raw: dict, where: str) -> Any:
+    """A dataclass of `cls` from a plain mapping, with the recipe's type and range checks; unknown keys are errors."""
+    known = set(typing.get_type_hints(cls))
+    for key in raw:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{where}: unknown key '{key}'{hint}")
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw and _required(f)]
+    if missing:
+        raise ConfigError(f"{where}: missing key '{missing[0]}'")
+    return _build(cls, raw, prefix="", origin={}, default_where=where)
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
 def _build(cls: type, raw: dict, prefix: str, origin: dict[str, str], default_where: str) -> Any:

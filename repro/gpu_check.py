@@ -108,7 +108,7 @@ def sft_loop_check(model_dir: str, workdir: str) -> tuple[float, float]:
 
 def cprs_compress_check(model_dir: str, window_batch: int) -> tuple[float, float]:
     """compress() of 32K context tokens (1,024-token windows, a fresh critic), `window_batch` windows a forward."""
-    from repro.bench_cprs import cprs_case
+    from repro.cprs.bench import cprs_case
 
     row = cprs_case(model_dir, 32768, window_batch, repeats=2)
     return 1000 * row["seconds"], row["peak_mib"]

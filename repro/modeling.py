@@ -260,8 +260,9 @@ def _first_line(exc: BaseException) -> str:
 def reference_policy(model: Any) -> Iterator[Any]:
     """The frozen reference: the same weights with the adapters switched off, no second copy (DDP: the inner
     module's adapters, so a loss given the DDP-wrapped policy can ask for it too)."""
-    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-        model = model.module
+    from repro.train.dist import unwrap
+
+    model = unwrap(model)
     if not hasattr(model, "disable_adapter"):
         raise ModelError("a reference policy needs LoRA adapters (model.lora.enabled=true); full fine-tuning has none")
     with model.disable_adapter():

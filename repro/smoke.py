@@ -38,6 +38,7 @@ def main() -> int:
         _repro("data", "loong-mini", "--out", str(data), "--n", "8", "--split", "test", "--seed", "1")
         sft_run = root / "sft"
         _repro(
+            "l1",
             "sft",
             "recipes/tiny/l1_sft.yaml",
             f"model.source={model}",
@@ -53,6 +54,7 @@ def main() -> int:
         _repro("export", str(sft_run), "--out", str(root / "sft-merged"))
         rl_run = root / "rl"
         _repro(
+            "l1",
             "rl",
             "recipes/tiny/l1_rl.yaml",
             f"model.source={root / 'sft-merged'}",

@@ -1,6 +1,6 @@
 """The CPRS benchmark's pieces: the seeded bench text and the growth ratio on hand-made rows."""
 
-from repro.bench_cprs import bench_text, cprs_case, growth
+from repro.cprs.bench import bench_text, cprs_case, growth
 
 
 def test_growth_is_long_time_over_short_time_at_one_window_batch():
@@ -27,13 +27,15 @@ def test_a_case_scores_the_windows_the_split_predicts(tiny_model_dir):
 
 
 def test_bench_commands_refuse_a_missing_model_in_one_line(tmp_path, capsys):
-    from repro.bench import main, model_folder
+    from repro.bench import main
+    from repro.benchkit import model_folder
 
     assert main(["cprs", "--model", str(tmp_path / "none")]) == 2
     assert main(["solopo", "--model", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err == [f"bench cprs: model folder '{tmp_path / 'none'}' missing"] + [
-        f"bench solopo: model folder '{tmp_path / 'none'}' missing"
+    hint = "; run `repro init-model recipes/tiny/base.yaml`"
+    assert err == [f"bench cprs: model folder '{tmp_path / 'none'}' missing{hint}"] + [
+        f"bench solopo: model folder '{tmp_path / 'none'}' missing{hint}"
     ]
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text("{}")

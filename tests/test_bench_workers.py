@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from repro.bench import _first_to_kill, _run_worker, worker_failure
-from repro.bench_solopo import longest_under
+from repro.benchkit import first_to_kill, run_worker, worker_failure
+from repro.solopo.bench import longest_under
 
 
 def test_worker_failure_reasons():
@@ -18,16 +18,16 @@ def test_worker_failure_reasons():
 
 def test_a_failed_case_comes_back_as_a_row_or_ends_the_bench(tmp_path):
     args = ["solopo", str(tmp_path / "no-model"), "long", "per-sample", "8", "16", "4", "1"]
-    result = _run_worker(args, may_fail=True)
+    result = run_worker(args, may_fail=True)
     assert result["failed"].startswith("exit code 1: ")
     with pytest.raises(SystemExit, match="bench worker solopo .* failed"):
-        _run_worker(args)
+        run_worker(args)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="oom_score_adj is a Linux /proc file")
 def test_a_worker_asks_to_be_killed_first():
     show = [sys.executable, "-c", "print(open('/proc/self/oom_score_adj').read())"]
-    assert subprocess.run(show, capture_output=True, text=True, preexec_fn=_first_to_kill).stdout.strip() == "1000"
+    assert subprocess.run(show, capture_output=True, text=True, preexec_fn=first_to_kill).stdout.strip() == "1000"
 
 
 def test_longest_under_fits_the_line_around_the_cap():

@@ -6,7 +6,7 @@ import json
 
 from repro.cprs.report import timing_growth, trend_lines, write_cprs_report
 from repro.data.schema import Doc, Record, write_records
-from repro.report import EvalScores, ItemScore
+from repro.loong.scores import EvalScores, ItemScore
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

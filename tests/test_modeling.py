@@ -164,7 +164,7 @@ def test_4bit_without_lora_is_refused(tiny_model_dir):
 def test_more_processes_than_gpus_is_one_clear_error(monkeypatch):
     """A 1-GPU machine asked for 2 processes: rank 1 has no GPU of its own (checked without a GPU by faking
     what torch reports); pinned to the CPU, the same processes are fine (gloo)."""
-    from repro.cli import _check_gpus_for
+    from repro.commands import check_gpus_for
     from repro.errors import ReproError
     from repro.modeling import pick_device
 
@@ -175,6 +175,6 @@ def test_more_processes_than_gpus_is_one_clear_error(monkeypatch):
         pick_device("auto")
     assert pick_device("cpu") == torch.device("cpu")
     with pytest.raises(ReproError, match=r"--nproc 2: only 1 GPU\(s\) visible"):
-        _check_gpus_for(2, on_cpu=False)
-    _check_gpus_for(2, on_cpu=True)
-    _check_gpus_for(1, on_cpu=False)
+        check_gpus_for(2, on_cpu=False)
+    check_gpus_for(2, on_cpu=True)
+    check_gpus_for(1, on_cpu=False)

@@ -6,20 +6,11 @@ import pytest
 
 from repro.data.schema import Doc, Record, write_records
 from repro.errors import ReproError
-from repro.plots import phase_changes, plot_scores_by_set, plot_training, read_step_rows, training_summary
-from repro.report import (
-    EvalScores,
-    ItemScore,
-    default_pairs,
-    difference_table,
-    is_noise,
-    load_eval,
-    paired_bootstrap,
-    stage_table,
-    task_difference_table,
-    trend_lines,
-    write_l1_report,
-)
+from repro.l1.report import default_pairs, trend_lines, write_l1_report
+from repro.loong.scores import EvalScores, ItemScore, load_eval
+from repro.reporting.bootstrap import is_noise, paired_bootstrap
+from repro.reporting.plots import phase_changes, plot_scores_by_set, plot_training, read_step_rows, training_summary
+from repro.reporting.tables import difference_table, stage_table, task_difference_table
 
 
 def stage(*items: tuple[str, str, int | None, float | None]) -> EvalScores:

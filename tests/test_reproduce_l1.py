@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from repro.reproduce import PROFILES, algorithm_overrides, load_stage_recipe
+from repro.l1.reproduce import L1Profile, algorithm_values
+from repro.pipeline.profiles import load_profile, stage_values
+from repro.pipeline.stages import load_stage_recipe
 
 
 def arm(name: str):
-    profile = PROFILES["cpu"]
-    return load_stage_recipe(profile.rl_recipe, [*profile.rl, *algorithm_overrides(name)], f"l1-{name}")
+    profile = load_profile("l1", "cpu", L1Profile)
+    values = {**stage_values(profile.set, "rl"), **algorithm_values(name)}
+    return load_stage_recipe(profile.recipes["rl"], values, f"l1-{name}")
 
 
 def test_the_grpo_arm_is_grpo_as_published_and_the_dapo_arm_the_recipe():

@@ -8,7 +8,7 @@ import pytest
 
 from repro.data.schema import Doc, Record, write_records
 from repro.errors import ReproError
-from repro.report import EvalScores, ItemScore
+from repro.loong.scores import EvalScores, ItemScore
 from repro.solopo.report import (
     cheaper_lines,
     check_efficiency,

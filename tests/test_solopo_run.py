@@ -63,7 +63,7 @@ def reward_by_length(text, record, cfg):  # a spread the tiny random model can e
 def test_pairs_take_a_correct_and_a_wrong_response_and_a_cut_run_resumes_to_the_same_file(
     tiny_model_dir, solopo_data, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(sample_module, "rule_reward", reward_by_length)  # 0, 0.5 or 1
+    monkeypatch.setattr(sample_module, "verify_answer", reward_by_length)  # 0, 0.5 or 1
     recipe = recipe_for(tmp_path, tiny_model_dir, solopo_data)
     stats = make_pairs(recipe, tmp_path / "full")
     rows = [json.loads(line) for line in (tmp_path / "full" / "pairs.jsonl").read_text().splitlines()]

@@ -10,9 +10,9 @@ import pytest
 from repro.config import load_recipe
 from repro.cprs.report import write_cprs_report
 from repro.data.schema import Doc, Record, write_records
+from repro.l1.report import write_l1_report
 from repro.loong import eval as loong_eval
 from repro.loong.eval import run_eval
-from repro.report import write_l1_report
 from repro.solopo.report import write_solopo_report
 
 # (id, task, length set, the judge's reply, the rating it holds: None = no rating parses)

@@ -1,4 +1,8 @@
-"""Token critic losses (label-word cross-entropy + focal/CE boundary loss) and the non-critical position masking."""
+"""Token critic losses (label-word cross-entropy + focal/CE boundary loss) and the non-critical position masking.
+
+Implements QwenLong-CPRS (arXiv 2505.18092) §2.2, which numbers no loss equation: the released modelling code
+(Qwen2ForCausalLMandBIO.forward and model_utils/focal_loss.py) is the reference for the weighting.
+"""
 
 from __future__ import annotations
 

@@ -9,17 +9,10 @@ from matplotlib.figure import Figure
 
 from repro.cprs.baselines import CHUNK_TOKENS
 from repro.fsio import atomic_write_text
-from repro.plots import plot_scores_by_set, save_png
-from repro.report import (
-    EvalScores,
-    _difference,
-    _direction,
-    _span,
-    difference_table,
-    is_noise,
-    load_eval,
-    stage_table,
-)
+from repro.loong.scores import EvalScores, load_eval
+from repro.reporting.bootstrap import is_noise
+from repro.reporting.plots import plot_scores_by_set, save_png
+from repro.reporting.tables import difference, difference_table, direction, format_span, stage_table
 
 PAPER = (
     "QwenLong-CPRS (arXiv 2505.18092), with Qwen2.5-7B-Instruct reading: Ruler-128K 43.45 -> 90.24 and "
@@ -36,13 +29,13 @@ def trend_lines(scores: dict[str, EvalScores], ratios: dict, timing: dict, laten
     sets = sorted({s for sc in scores.values() for s in sc.length_sets()})
     if "full" in scores and "cprs" in scores and sets:
         longest = sets[-1]
-        diff = _difference(scores, "full", "cprs", longest)
+        diff = difference(scores, "full", "cprs", longest)
         if diff is not None:
             if is_noise(*diff[1:3]):
                 unsettled.append(f"CPRS against the full context on set {longest} ({diff[3]} items)")
             lines.append(
-                f"Compressed > full context on the longest set (set {longest}): {_direction(*diff[:3])} "
-                f"(cprs − full = {_span(*diff[:3])} over {diff[3]} items; paper: +46.8 on Ruler-128K)"
+                f"Compressed > full context on the longest set (set {longest}): {direction(*diff[:3])} "
+                f"(cprs − full = {format_span(*diff[:3])} over {diff[3]} items; paper: +46.8 on Ruler-128K)"
             )
     for method, claim, what, paper in (
         ("bm25", "at the same token budget", "BM25", "the paper's RAG keeps a fixed 16K instead"),
@@ -53,13 +46,13 @@ def trend_lines(scores: dict[str, EvalScores], ratios: dict, timing: dict, laten
             "paper: +4.27 Ruler-128K, +7.64 InfiniteBench",
         ),
     ):
-        diff = _difference(scores, method, "cprs", None) if method in scores and "cprs" in scores else None
+        diff = difference(scores, method, "cprs", None) if method in scores and "cprs" in scores else None
         if diff is not None:
             if is_noise(*diff[1:3]):
                 unsettled.append(f"CPRS against {what} ({diff[3]} items)")
             lines.append(
-                f"Compressed > BM25 {claim}: {_direction(*diff[:3])} "
-                f"(cprs − {method} = {_span(*diff[:3])} over {diff[3]} items; {paper})"
+                f"Compressed > BM25 {claim}: {direction(*diff[:3])} "
+                f"(cprs − {method} = {format_span(*diff[:3])} over {diff[3]} items; {paper})"
             )
     lines += oracle_lines(scores)
     if ratios:
@@ -102,9 +95,9 @@ def oracle_lines(scores: dict[str, EvalScores]) -> list[str]:
         return []
     parts = []
     for other in ("full", "cprs"):
-        diff = _difference(scores, "oracle", other, None) if other in scores else None
+        diff = difference(scores, "oracle", other, None) if other in scores else None
         if diff is not None:
-            parts.append(f"{other} − oracle = {_span(*diff[:3])} over {diff[3]} items")
+            parts.append(f"{other} − oracle = {format_span(*diff[:3])} over {diff[3]} items")
     if not parts:
         return []
     return [f"The reader on the gold evidence alone (oracle, the best a compressor could keep): {'; '.join(parts)}"]

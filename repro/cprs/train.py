@@ -16,8 +16,8 @@ from repro.cprs.model import SCHEMES as TAG_COUNT
 from repro.cprs.model import TokenCritic, label_word_ids, save_critic
 from repro.data.schema import Record, read_records
 from repro.errors import ConfigError, DataError
-from repro.train.dist import DistInfo
-from repro.train.engine import LossOutput, unwrap
+from repro.train.dist import DistInfo, unwrap
+from repro.train.engine import LossOutput
 from repro.train.loop import StaticTask, TrainResult
 from repro.train.runner import Stage, run_stage, save_final
 

@@ -1,4 +1,4 @@
-"""`repro rl`: QwenLong-L1's curriculum-guided phased RL (GRPO or DAPO) on the engine's online driver."""
+"""`repro l1 rl`: QwenLong-L1's curriculum-guided phased RL (GRPO or DAPO) on the engine's online driver."""
 
 from __future__ import annotations
 

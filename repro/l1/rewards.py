@@ -1,4 +1,7 @@
-"""QwenLong-L1's hybrid reward: rule-based verification, an optional LLM judge on top, DAPO overlong shaping."""
+"""QwenLong-L1's hybrid reward: rule-based verification, an optional LLM judge on top, DAPO overlong shaping.
+
+Implements QwenLong-L1 (arXiv 2505.17667v2) Eqs. 12-14 (reward = max(rule, judge)) and Eq. 7 (overlong shaping).
+"""
 
 from __future__ import annotations
 

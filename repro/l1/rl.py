@@ -1,4 +1,8 @@
-"""Group-relative RL pieces for QwenLong-L1: advantages, the clipped policy loss (GRPO/DAPO) and dynamic sampling."""
+"""Group-relative RL pieces for QwenLong-L1: advantages, the clipped policy loss (GRPO/DAPO) and dynamic sampling.
+
+Implements QwenLong-L1 (arXiv 2505.17667v2) Eqs. 4-6 and 8: GRPO, the group advantage, DAPO's token-level loss;
+DAPO (arXiv 2503.14476) Eq. 8 with its dynamic-sampling constraint; the k3 KL of DeepSeekMath (2402.03300) Eq. 4.
+"""
 
 from __future__ import annotations
 

@@ -20,8 +20,8 @@ from repro.l1.rewards import hybrid_rewards, overlong_penalty
 from repro.l1.rl import FillStats, Group, fill_batch, group_advantages, policy_loss, policy_loss_metrics
 from repro.loong.verify import reward_config
 from repro.modeling import reference_policy
-from repro.train.dist import DistInfo, all_gather_object
-from repro.train.engine import LossOutput, unwrap
+from repro.train.dist import DistInfo, all_gather_object, unwrap
+from repro.train.engine import LossOutput
 from repro.train.loop import OnlineRound
 from repro.train.prefix import grouped_logprobs, per_sample_logprobs, response_stats
 
@@ -83,7 +83,7 @@ def tokenized_prompts(records: list[Record], recipe: Recipe, tokenizer: Any) -> 
 
 
 class RlSource:
-    """The online driver's step source for QwenLong-L1's phased RL (see README, "Phased RL").
+    """The online driver's step source for QwenLong-L1's phased RL (see docs/l1.md, "Phased RL").
 
     A round = `prompts_per_round` groups of `group_size` rollouts (more generation batches while dynamic
     sampling filters groups, up to `max_gen_batches`), split into `mini_batches` optimizer updates, repeated

@@ -1,4 +1,8 @@
-"""SoLoPO losses (arXiv 2505.11166): DPO, SimPO and ORPO preference losses and the SoLo-RA reward alignment term."""
+"""SoLoPO losses (arXiv 2505.11166): DPO, SimPO and ORPO preference losses and the SoLo-RA reward alignment term.
+
+Implements DPO (arXiv 2305.18290) Eq. 7, SimPO (2405.14734) Eq. 6, ORPO (2403.07691) Eqs. 6-7, and SoLoPO's
+objective with chosen-only reward alignment, L_PO(x_short) + alpha * s(|r(x_short, y_w) - r(x_long, y_w)|).
+"""
 
 from __future__ import annotations
 

@@ -11,17 +11,10 @@ from matplotlib.figure import Figure
 
 from repro.errors import ReproError
 from repro.fsio import atomic_write_text
-from repro.plots import _no_data, number, plot_step_lines, read_step_rows, save_png
-from repro.report import (
-    EvalScores,
-    _difference,
-    _span,
-    difference_table,
-    is_noise,
-    load_eval,
-    stage_table,
-    task_difference_table,
-)
+from repro.loong.scores import EvalScores, load_eval
+from repro.reporting.bootstrap import is_noise
+from repro.reporting.plots import no_data, number, plot_step_lines, read_step_rows, save_png
+from repro.reporting.tables import difference, difference_table, format_span, stage_table, task_difference_table
 
 PAPER_SOURCE = "SoLoPO (arXiv 2505.11166)"
 PAPER_MODEL = "Qwen2.5-7B-Instruct"
@@ -110,12 +103,12 @@ def solo_beats_long_lines(stages: dict[str, EvalScores]) -> list[str]:
                 f"{trend}: cannot be checked (needs long-context evaluations '{algo} solopo' and '{algo} long'; "
                 f"have {', '.join(names)})"
             )
-        elif (diff := _difference(stages, long_, solo, None)) is None:
+        elif (diff := difference(stages, long_, solo, None)) is None:
             lines.append(f"{trend}: cannot be checked (no item id in both '{long_}' and '{solo}')")
         else:
             mean, low, high, n = diff
             lines.append(
-                f"{trend}: {_interval_verdict(low, high)} ({solo} − {long_} = {_span(mean, low, high)} "
+                f"{trend}: {_interval_verdict(low, high)} ({solo} − {long_} = {format_span(mean, low, high)} "
                 f"over {n} paired items; {paper_delta(algo)})"
             )
     if not lines:
@@ -285,7 +278,7 @@ def plot_po_training(train_runs: dict[str, Path], out_png: Path) -> Path:
         if plot_step_lines(ax, runs, key):
             ax.legend(fontsize="small")
         else:
-            _no_data(ax)
+            no_data(ax)
     return save_png(fig, out_png)
 
 

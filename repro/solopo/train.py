@@ -17,8 +17,8 @@ from repro.progress import progress
 from repro.solopo.losses import po_loss, reward, solo_ra
 from repro.solopo.sample import Pair, read_pairs
 from repro.solopo.sections import SoloPoSection
-from repro.train.dist import DistInfo, barrier
-from repro.train.engine import LossOutput, unwrap
+from repro.train.dist import DistInfo, barrier, unwrap
+from repro.train.engine import LossOutput
 from repro.train.loop import StaticTask, TrainResult
 from repro.train.prefix import grouped_logprobs, per_sample_logprobs
 from repro.train.runner import Stage, run_stage

@@ -36,6 +36,18 @@ def setup_distributed(cpu: bool = False) -> DistInfo:
     return info
 
 
+def unwrap(model: Any) -> Any:
+    """The model under DDP / DataParallel / torch.compile wrappers (peft models forward attributes themselves):
+    the module whose adapters, generate() and parameters' names the rest of the kit reads."""
+    while True:
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel | torch.nn.DataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
 def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
     """The sum over processes, on the tensor's own device (NCCL reduces on the GPU, so it travels there)."""
     if not dist.is_initialized():

@@ -54,11 +54,6 @@ class StepOutcome:
     updated: bool  # False when the update was skipped (no units, or a non-finite gradient)
 
 
-def unwrap(model: Any) -> Any:
-    """The module inside a DDP wrapper (adapters, generate and reference_policy live there)."""
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
 def _autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
     if device.type == "cuda" and dtype in (torch.bfloat16, torch.float16):
         return torch.autocast("cuda", dtype=dtype)

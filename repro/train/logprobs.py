@@ -8,6 +8,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from repro.errors import ModelError
+from repro.train.dist import unwrap
 
 IGNORE_INDEX = -100
 
@@ -151,10 +152,10 @@ def sequence_logprobs(
     embedding. Packed batches (see `repro.train.batching.pack_batch`) pass `position_ids` and no mask.
     """
     targets, mask = shifted_targets(input_ids, labels, attention_mask)
-    hidden, last_logits = _final_hidden(model, input_ids, attention_mask, position_ids)
-    head = _unwrap(model).get_output_embeddings()
+    hidden, last_logits = final_hidden(model, input_ids, attention_mask, position_ids)
+    head = unwrap(model).get_output_embeddings()
     weight, bias = head.weight, getattr(head, "bias", None)
-    _check_plain_head(hidden[:, -1], weight, bias, last_logits)
+    check_plain_head(hidden[:, -1], weight, bias, last_logits)
     return token_logprobs(hidden, weight, targets, chunk_size, bias, temperature), mask
 
 
@@ -175,24 +176,13 @@ def chunked_cross_entropy(
     return -(token_lp * mask).sum(), mask.sum()
 
 
-def _unwrap(model: Any) -> Any:
-    """The model under DDP / DataParallel / torch.compile wrappers (peft models forward attributes themselves)."""
-    while True:
-        if isinstance(model, torch.nn.parallel.DistributedDataParallel | torch.nn.DataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
-
-
-def _final_hidden(
+def final_hidden(
     model: Any,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor | None,
     position_ids: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    inner = _unwrap(model)
+    inner = unwrap(model)
     if not hasattr(inner, "get_decoder"):
         raise ModelError(f"{type(inner).__name__} has no get_decoder(); a HF causal LM is needed for log-probs")
     captured: list[torch.Tensor] = []
@@ -218,7 +208,7 @@ def _final_hidden(
     return captured[0], out.logits[:, -1]
 
 
-def _check_plain_head(
+def check_plain_head(
     last_hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, last_logits: torch.Tensor
 ) -> None:
     """Refuse models whose logits are not a plain linear map of the decoder output (logit scaling, softcapping)."""

@@ -19,8 +19,8 @@ from repro.fsio import append_jsonl, atomic_write_text
 from repro.progress import progress
 from repro.train.batching import shard_for_rank, token_budget_batches
 from repro.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from repro.train.dist import DistInfo, all_reduce_sum, barrier
-from repro.train.engine import Batch, LossFn, OptimizerStep, StepOutcome, TrainingDiverged, unwrap
+from repro.train.dist import DistInfo, all_reduce_sum, barrier, unwrap
+from repro.train.engine import Batch, LossFn, OptimizerStep, StepOutcome, TrainingDiverged
 from repro.train.memory import peak_memory_mib
 
 log = logging.getLogger("repro.train")

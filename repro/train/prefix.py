@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from repro.train.logprobs import _check_plain_head, _final_hidden, _unwrap, token_stats
+from repro.train.dist import unwrap
+from repro.train.logprobs import check_plain_head, final_hidden, token_stats
 from repro.train.prefix_attention import PrefixLayout, grouped_attention
 
 Group = tuple[torch.Tensor, Sequence[torch.Tensor]]
@@ -53,8 +54,8 @@ def _grouped_stats(
         start += n
     device = _device(model)
     row = torch.cat([prompt, *kept]).to(device).unsqueeze(0)
-    with grouped_attention(_unwrap(model), layout):
-        hidden, last_logits = _final_hidden(model, row, None, layout.position_ids().to(device))
+    with grouped_attention(unwrap(model), layout):
+        hidden, last_logits = final_hidden(model, row, None, layout.position_ids().to(device))
     stats = _picked_stats(model, hidden, last_logits, sources, torch.cat(kept), chunk_size, temperature, entropy)
     return _split(stats, resps)
 
@@ -106,7 +107,7 @@ def _per_sample_stats(
             out.append(torch.zeros(k, 0, device=device))
             continue
         row = torch.cat([prompt, resp]).to(device).unsqueeze(0)
-        hidden, last_logits = _final_hidden(model, row, None, None)
+        hidden, last_logits = final_hidden(model, row, None, None)
         sources = list(range(p - 1, p + len(resp) - 1))
         out.append(_picked_stats(model, hidden, last_logits, sources, resp, chunk_size, temperature, entropy))
     return out
@@ -141,9 +142,9 @@ def _picked_stats(
 ) -> torch.Tensor:
     """[K, len(targets)]: log p(targets[k]) (and the entropy) from the final hidden state at row position
     sources[k], for k = 0 … len(targets) - 1."""
-    head = _unwrap(model).get_output_embeddings()
+    head = unwrap(model).get_output_embeddings()
     weight, bias = head.weight, getattr(head, "bias", None)
-    _check_plain_head(hidden[:, -1], weight, bias, last_logits)
+    check_plain_head(hidden[:, -1], weight, bias, last_logits)
     picked = hidden.index_select(1, torch.tensor(sources, device=hidden.device))
     targets = targets.to(hidden.device).unsqueeze(0)
     return token_stats(picked, weight, targets, chunk_size, bias, temperature, entropy)[:, 0]
@@ -167,4 +168,4 @@ def _checked(prompt_ids: torch.Tensor, responses: Sequence[torch.Tensor]) -> tup
 
 
 def _device(model: Any) -> torch.device:
-    return _unwrap(model).get_input_embeddings().weight.device
+    return unwrap(model).get_input_embeddings().weight.device

@@ -1,7 +1,19 @@
-"""`repro reproduce solopo`: SoLoPO end to end — data, SFT policy, pairs, DPO/SimPO/ORPO per mode, evals, report.
+"""`repro solopo reproduce`: SoLoPO end to end, in the order of the paper's method.
 
-Every stage writes its own folder under the output root and is reused when complete; the warm-up SFT policy
-is the QwenLong-L1 reproduction's (reused from its folder when `reproduce l1` made it).
+1. Default model and data (pipeline.data): Loong-mini with distractors, long = every document, short = the
+   needed ones; the held-out records' short contexts beside them. Writes data/loong-mini-solopo/...
+2. The policy pairs come from: the L1 warm-up SFT policy (pipeline.policy; reused from the L1 reproduction's
+   folder, or trained there), or on a workstation the recipe's own model.
+3. Pairs (solopo.sample): K samples per example on the short context, and for plain long-context PO on the
+   long one; a correct response against a wrong one. Writes OUT/pairs-short, OUT/pairs-long.
+4. Preference optimisation (solopo.train), per algorithm (DPO, SimPO, ORPO): SoLoPO (PO on short + SoLo-RA),
+   plain long-context PO, and for DPO expand-long (short pairs trained on long). Writes OUT/<algo>-<mode>.
+5. Evaluation of the start policy and every trained one on long and on short held-out contexts. Writes
+   OUT/eval-<policy>, OUT/eval-<policy>-short.
+6. Efficiency (solopo.bench): step time and peak memory of each mode at growing long lengths. OUT/efficiency.json.
+7. The report (solopo.report): OUT/report.md.
+
+Every stage is reused once complete.
 """
 
 from __future__ import annotations
@@ -10,17 +22,20 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 from repro.config import Recipe
 from repro.errors import ReproError
 from repro.fsio import atomic_write_json
+from repro.pipeline.data import model_and_data
+from repro.pipeline.policy import warmup_sft_policy
+from repro.pipeline.profiles import load_profile, stage_values
+from repro.pipeline.stages import StageClock, evaluate_policy, load_stage_recipe, train_and_export
 
 log = logging.getLogger("repro.reproduce")
 
 TRAIN_DATA = "data/loong-mini-solopo/train.jsonl"
 TEST_DATA = "data/loong-mini-solopo/test.jsonl"
-MUSIQUE_TRAIN = "data/musique/train.jsonl"
-MUSIQUE_TEST = "data/musique/test.jsonl"
 ALGO_LABELS = {"dpo": "DPO", "simpo": "SimPO", "orpo": "ORPO"}
 CPU_NOTES = [
     "Scaled down against the paper: SmolLM2-135M-Instruct after the L1 warm-up SFT instead of Qwen2.5-7B-Instruct, "
@@ -36,102 +51,45 @@ WORKSTATION_NOTES = [
 
 
 @dataclass
-class SoloProfile:
-    """What one profile runs: the recipes, the overrides that size each stage, the algorithms, the bench shape."""
+class Efficiency:
+    """The efficiency stage's shape: long = ratio x short tokens; the memory cap of the longest-context fit."""
 
+    short_tokens: int = 256
+    ratios: list[int] = field(default_factory=lambda: [4, 8])
+    cap_mib: float = 6144.0
+
+
+@dataclass
+class SoloProfile:
+    """One entry of recipes/profiles/solopo.yaml."""
+
+    budget: str
     recipe: str
     eval_recipe: str
-    algorithms: tuple[str, ...]
-    pairs: list[str] = field(default_factory=list)
-    train: list[str] = field(default_factory=list)
-    eval: list[str] = field(default_factory=list)
-    short_eval: list[str] = field(default_factory=list)
-    # efficiency: long = ratio x short tokens, each mode measured in its own process; memory cap for the fit
-    bench_short_tokens: int = 256
-    bench_ratios: tuple[int, ...] = (4, 8)
-    bench_cap_mib: float = 6144.0
-    budget: str = ""
+    algorithms: list[Literal["dpo", "simpo", "orpo"]]
+    set: dict[str, dict[str, Any]] = field(default_factory=dict)  # pairs, train, eval, short_eval -> values
+    efficiency: Efficiency = field(default_factory=Efficiency)
     # the policy pairs are sampled from: the L1 warm-up SFT policy ("l1-sft") or the recipe's own model
-    policy: str = "l1-sft"
+    policy: Literal["l1-sft", "recipe"] = "l1-sft"
     train_data: str = TRAIN_DATA
     test_data: str = TEST_DATA
-
-
-_EVAL = ["eval.sets=[1]", "eval.tasks=[spotlight, comparison]", "eval.generation.max_new_tokens=128"]
-PROFILES = {
-    # 2 CPU cores, about 60 minutes with the L1 SFT policy reused
-    "cpu": SoloProfile(
-        "recipes/tiny/solopo.yaml",
-        "recipes/tiny/loong_eval.yaml",
-        ("dpo", "simpo", "orpo"),
-        pairs=["solopo.limit=28", "solopo.generation.temperature=1.4"],
-        train=["train.max_steps=5"],
-        eval=[*_EVAL, "eval.limit=24"],
-        short_eval=[*_EVAL, "eval.limit=24"],
-        budget="2 CPU cores, about 60 minutes with the L1 warm-up SFT reused",
-    ),
-    # 2 CPU cores, about 90 minutes: DPO and SimPO (ORPO separated at `cpu`), twice the pairs trained for
-    # one full epoch each, three times the long-context evaluation items
-    "cpu-long": SoloProfile(
-        "recipes/tiny/solopo.yaml",
-        "recipes/tiny/loong_eval.yaml",
-        ("dpo", "simpo"),
-        pairs=["solopo.limit=56", "solopo.generation.temperature=1.4"],
-        eval=[*_EVAL, "eval.limit=72"],
-        short_eval=[*_EVAL, "eval.limit=24"],
-        bench_ratios=(4, 8, 16),
-        budget="2 CPU cores, about 90 minutes with the L1 warm-up SFT reused",
-    ),
-    # one GPU: more pairs and samples, longer contexts measured
-    "gpu": SoloProfile(
-        "recipes/tiny/solopo.yaml",
-        "recipes/tiny/loong_eval.yaml",
-        ("dpo", "simpo", "orpo"),
-        pairs=["solopo.limit=256", "solopo.samples=16", "solopo.generation.temperature=1.4"],
-        train=["train.epochs=2"],
-        eval=[*_EVAL, "eval.limit=200"],
-        short_eval=[*_EVAL, "eval.limit=200"],
-        bench_short_tokens=1024,
-        bench_ratios=(4, 8, 16),
-        bench_cap_mib=40960.0,
-        budget="one GPU, about 10 minutes",
-    ),
-    # a GPU workstation: Qwen2.5-1.5B-Instruct itself as the policy, MuSiQue (converted beforehand), QLoRA
-    "workstation": SoloProfile(
-        "recipes/qwen2.5-1.5b/solopo.yaml",
-        "recipes/qwen2.5-1.5b/loong_eval.yaml",
-        ("dpo", "simpo", "orpo"),
-        eval=["eval.limit=500", "eval.max_input_tokens=16384", "eval.generation.max_new_tokens=256"],
-        short_eval=["eval.limit=500", "eval.max_input_tokens=16384", "eval.generation.max_new_tokens=256"],
-        bench_short_tokens=1024,
-        bench_ratios=(4, 8, 16),
-        bench_cap_mib=20480.0,
-        budget="one 24-80 GB GPU, several hours (see README)",
-        policy="recipe",
-        train_data=MUSIQUE_TRAIN,
-        test_data=MUSIQUE_TEST,
-    ),
-}
 
 
 def reproduce_solopo(
     profile_name: str, out: Path, algorithms: tuple[str, ...] | None = None, l1_out: Path = Path("runs/reproduce-l1")
 ) -> Path:
     """Run (or finish) every stage of the SoLoPO reproduction into `out`; returns report.md's path."""
-    from repro.reproduce import PROFILES as L1_PROFILES
-    from repro.reproduce import StageClock, load_stage_recipe, model_and_data
+    from repro.solopo.report import write_solopo_report
 
-    if profile_name not in PROFILES:
-        raise ReproError(f"--profile: expected one of {', '.join(PROFILES)}, got '{profile_name}'")
-    profile = PROFILES[profile_name]
-    chosen = algorithms or profile.algorithms
+    profile = load_profile("solopo", profile_name, SoloProfile)
+    chosen = algorithms or tuple(profile.algorithms)
     for name in chosen:
         if name not in ALGO_LABELS:
             raise ReproError(f"--algorithms: expected dpo, simpo and/or orpo, got '{name}'")
-    base = load_stage_recipe(profile.recipe, [], "solopo")  # checked before anything runs
-    l1 = L1_PROFILES["gpu" if profile_name == "gpu" else "cpu"]
+    base = load_stage_recipe(profile.recipe, {}, "solopo")  # checked before anything runs
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock(out)
+
     with clock("default model and data"):
         if profile.policy == "l1-sft":
             model_and_data(base.model.source)
@@ -139,7 +97,7 @@ def reproduce_solopo(
         _short_test_file(profile.test_data)
     if profile.policy == "l1-sft":
         with clock("warm-up SFT (L1's)"):
-            sft_policy, start = l1_sft_policy(l1, l1_out), "SFT"
+            sft_policy, start = warmup_sft_policy("gpu" if profile_name == "gpu" else "cpu", l1_out), "SFT"
     else:
         sft_policy, start = base.model.source, "base"
     pairs = {}
@@ -162,18 +120,18 @@ def reproduce_solopo(
                 policies[label] = str(_train(recipe, f"{algo}-{mode}", out))
                 train_runs[label] = out / f"{algo}-{mode}"
     long_evals, short_evals = {}, {}
+    long_values, short_values = stage_values(profile.set, "eval"), stage_values(profile.set, "short_eval")
     for label, source in policies.items():
         slug = label.lower().replace(" ", "-")
         with clock(f"evaluate {label} (long)"):
             long_dir = out / f"eval-{slug}"
-            long_evals[label] = _evaluate(profile.eval_recipe, profile.eval, source, profile.test_data, long_dir)
+            long_evals[label] = evaluate_policy(profile.eval_recipe, long_values, source, profile.test_data, long_dir)
         with clock(f"evaluate {label} (short)"):
             short_dir = out / f"eval-{slug}-short"
             short_data = _short_path(profile.test_data)
-            short_evals[label] = _evaluate(profile.eval_recipe, profile.short_eval, source, short_data, short_dir)
+            short_evals[label] = evaluate_policy(profile.eval_recipe, short_values, source, short_data, short_dir)
     with clock("efficiency"):
         efficiency = _efficiency(profile, base.model.source, out)
-    from repro.solopo.report import write_solopo_report
 
     notes = [
         f"Profile `{profile_name}` ({profile.budget}); algorithms: {', '.join(chosen)}.",
@@ -208,31 +166,20 @@ def _short_test_file(test_data: str) -> None:
     from repro.solopo.sample import short_record
 
     if not Path(test_data).is_file():
-        raise ReproError(f"{test_data} is missing: convert MuSiQue first (README, 'SoLoPO on a workstation')")
+        raise ReproError(f"{test_data} is missing: convert MuSiQue first (docs/solopo.md, 'On a workstation')")
     if not Path(_short_path(test_data)).is_file():
         records = [r for r in read_records(test_data).records if r.needed_docs is not None]
         write_records(_short_path(test_data), [short_record(r) for r in records])
 
 
-def l1_sft_policy(l1, l1_out: Path) -> Path:
-    """The L1 warm-up SFT policy (merged): reused from the L1 reproduction's folder, or trained there."""
-    from repro.reproduce import TRAIN_DATA as L1_TRAIN
-    from repro.reproduce import load_stage_recipe, train_and_export
-
-    recipe = load_stage_recipe(l1.sft_recipe, [f"sft.data={L1_TRAIN}", *l1.sft], "l1-sft")
-    l1_out.mkdir(parents=True, exist_ok=True)
-    return train_and_export("sft", recipe, l1_out)
-
-
 def _pairs(profile: SoloProfile, context: str, policy: Path, out: Path) -> Path:
-    from repro.reproduce import load_stage_recipe
     from repro.solopo.sample import PAIRS_FILE, make_pairs
 
     run_dir = out / f"pairs-{context}"
     if not (run_dir / "summary.json").is_file():
-        overrides = [f"model.source={policy}", f"solopo.data={profile.train_data}", f"solopo.context={context}"]
-        overrides += profile.pairs
-        recipe = load_stage_recipe(profile.recipe, overrides, f"solopo-pairs-{context}")
+        values = {"model.source": str(policy), "solopo.data": profile.train_data, "solopo.context": context}
+        values.update(stage_values(profile.set, "pairs"))
+        recipe = load_stage_recipe(profile.recipe, values, f"solopo-pairs-{context}")
         make_pairs(recipe, run_dir, resume=run_dir.is_dir())
     return run_dir / PAIRS_FILE
 
@@ -253,42 +200,34 @@ def _pairs_line(out: Path, context: str) -> str:
 
 
 def _train_recipe(profile: SoloProfile, algo: str, mode: str, pairs: Path, policy: Path, n_pairs: int) -> Recipe:
-    from repro.reproduce import load_stage_recipe
-
-    overrides = [
-        f"model.source={policy}",
-        f"solopo.pairs={pairs}",
-        f"solopo.algorithm={algo}",
-        f"solopo.mode={mode}",
-        *profile.train,
-    ]
-    recipe = load_stage_recipe(profile.recipe, overrides, f"solopo-{algo}-{mode}")
+    values = {
+        "model.source": str(policy),
+        "solopo.pairs": str(pairs),
+        "solopo.algorithm": algo,
+        "solopo.mode": mode,
+        **stage_values(profile.set, "train"),
+    }
+    recipe = load_stage_recipe(profile.recipe, values, f"solopo-{algo}-{mode}")
     if n_pairs < recipe.train.micro_batch_size * recipe.train.grad_accum:  # too few pairs for one full step
         recipe.train.micro_batch_size, recipe.train.grad_accum = min(recipe.train.micro_batch_size, n_pairs), 1
     return recipe
 
 
 def _train(recipe: Recipe, stage: str, out: Path) -> Path:
-    from repro.reproduce import train_and_export
     from repro.solopo.train import run_solopo
 
     return train_and_export(stage, recipe, out, run_solopo)
 
 
-def _evaluate(eval_recipe: str, overrides: list[str], source: str, data: str, run_dir: Path) -> Path:
-    from repro.reproduce import evaluate_policy
-
-    return evaluate_policy(eval_recipe, overrides, source, data, run_dir)
-
-
 def _efficiency(profile: SoloProfile, model: str, out: Path) -> dict:
     """Step time and peak memory of each mode at each long length (python -m repro.bench solopo's cases)."""
-    from repro.bench_solopo import efficiency
+    from repro.solopo.bench import efficiency
 
     path = out / "efficiency.json"
     if path.is_file():
         return json.loads(path.read_text())
-    args = (profile.bench_short_tokens, list(profile.bench_ratios), 64, 2, profile.bench_cap_mib)
+    shape = profile.efficiency
+    args = (shape.short_tokens, list(shape.ratios), 64, 2, shape.cap_mib)
     result = efficiency(str(Path(model).absolute()), *args)
     atomic_write_json(path, result)
     return result

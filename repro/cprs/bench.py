@@ -8,10 +8,12 @@ import json
 import random
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
+
+from repro.benchkit import DEFAULT_MODEL, REPO, model_folder, register_case, register_command, run_worker
+from repro.train.memory import peak_memory_mib, reset_peak_memory
 
 _WORDS = ["archive", "ledger", "harbour", "council", "river", "museum", "station", "report", "budget", "survey"]
 
@@ -31,14 +33,13 @@ def bench_text(tokens: int, seed: int = 0) -> str:
 
 def cprs_case(model_dir: str, tokens: int, window_batch: int, repeats: int) -> dict[str, Any]:
     """compress() on `tokens` context tokens with a fresh (untrained) critic: the same compute as a trained one."""
-    from repro.bench_solopo import peak_mib, reset_peak
     from repro.config import load_recipe
     from repro.cprs.compress import compress
     from repro.cprs.train import build_critic
     from repro.modeling import load_model
 
     recipe = load_recipe(
-        Path(__file__).resolve().parent.parent / "recipes" / "tiny" / "cprs.yaml", [f"model.source={model_dir}"]
+        REPO / "recipes" / "tiny" / "cprs.yaml", [f"model.source={model_dir}"]
     )
     base = dataclasses.replace(recipe.model, lora=dataclasses.replace(recipe.model.lora, enabled=False))
     loaded = load_model(base, training=False)
@@ -46,7 +47,7 @@ def cprs_case(model_dir: str, tokens: int, window_batch: int, repeats: int) -> d
     ids = loaded.tokenizer(bench_text(tokens), add_special_tokens=False)["input_ids"][:tokens]
     text = loaded.tokenizer.decode(ids)
     cfg = dataclasses.replace(recipe.cprs, window_batch=window_batch, granularity="sentence")
-    reset_peak(loaded.device)
+    reset_peak_memory(loaded.device)
     query = "Which record mentions the harbour?"
     made = compress(critic, loaded.tokenizer, text, cfg, query)  # warms up allocator and kernels
     times = []
@@ -62,8 +63,14 @@ def cprs_case(model_dir: str, tokens: int, window_batch: int, repeats: int) -> d
         "windows": made.windows,
         "seconds": round(seconds, 3),
         "tokens_per_s": round(made.input_tokens / seconds, 1),
-        "peak_mib": round(peak_mib(loaded.device), 1),
+        "peak_mib": round(peak_memory_mib(loaded.device), 1),
     }
+
+
+@register_case("cprs")
+def _cprs_worker(args: list[str]) -> dict[str, Any]:
+    model, *shape = args
+    return cprs_case(model, *(int(x) for x in shape))
 
 
 def growth(rows: list[dict], short: int, long: int, window_batch: int) -> float | None:
@@ -74,10 +81,9 @@ def growth(rows: list[dict], short: int, long: int, window_batch: int) -> float 
     return round(seconds[long] / seconds[short], 2)
 
 
+@register_command("cprs")
 def cprs_main(argv: list[str]) -> int:
     """`python -m repro.bench cprs`: one JSON line per case, each in its own process, then the summary."""
-    from repro.bench import DEFAULT_MODEL, _run_worker, model_folder
-
     parser = argparse.ArgumentParser(prog="python -m repro.bench cprs", description=cprs_case.__doc__)
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--lengths", default="2048,8192,32768", help="context tokens, e.g. 2048,8192,32768")
@@ -96,7 +102,7 @@ def cprs_main(argv: list[str]) -> int:
     cases += [(opts.batch_length, b) for b in batches if (opts.batch_length, b) not in cases]
     rows = []
     for tokens, batch in cases:
-        result = _run_worker(["cprs", model, str(tokens), str(batch), str(opts.repeats)])
+        result = run_worker(["cprs", model, str(tokens), str(batch), str(opts.repeats)])
         rows.append({"tokens": tokens, "window_batch": batch, **result})
         print(json.dumps(rows[-1]), flush=True)
     one = {r["window_batch"]: r["seconds"] for r in rows if r["tokens"] == opts.batch_length}

@@ -1,8 +1,21 @@
-"""`repro reproduce cprs`: QwenLong-CPRS end to end — the compressor, span quality, a reader on compressed contexts
-against the full context, BM25 (at CPRS's token budget and at a fixed one per set), truncation at CPRS's budget
-and the gold evidence alone, ratio, latency, and the report.
+"""`repro cprs reproduce`: QwenLong-CPRS end to end, in the order of the paper's method and experiments.
 
-Every stage writes its own folder or file under the output root and is reused when complete.
+1. Default model and data (pipeline.data): Loong-mini with its evidence (the compressor's labels); on a
+   workstation HotpotQA + MuSiQue, interleaved into OUT/train.jsonl.
+2. The compressor (cprs.train): bidirectional top layers, a token critic and a boundary head trained on
+   keyword, sentence and paragraph labels. Writes OUT/compressor.
+3. The reader: the L1 warm-up SFT policy (pipeline.policy; reused from the L1 reproduction's folder), or on a
+   workstation a hub model.
+4. Window-parallel compression (cprs.compress) of every held-out context at each granularity, for its
+   question. Writes OUT/compressions.jsonl.
+5. Reduced contexts: CPRS (sentence), BM25 over 600-token chunks at CPRS's budget and at a fixed budget per
+   set, truncation at CPRS's budget, the gold evidence alone (oracle). Writes OUT/contexts/<method>.jsonl.
+6. The reader on the full context and on each reduced one. Writes OUT/eval-<method>.
+7. Latency (compress + answer against answer) and compression time by input length. OUT/latency.json,
+   OUT/timing.json.
+8. The report (cprs.report): OUT/report.md with span quality, ratio, scores, latency and scaling.
+
+Every stage writes its own folder or file and is reused when complete.
 """
 
 from __future__ import annotations
@@ -20,12 +33,13 @@ from repro.config import Recipe
 from repro.data.schema import Doc, Record, read_records, write_records
 from repro.errors import ReproError
 from repro.fsio import append_jsonl, atomic_write_json
-from repro.reproduce import TEST_DATA, TRAIN_DATA, WS_TEST_DATA
+from repro.pipeline.data import TEST_DATA, TRAIN_DATA, model_and_data, workstation_loong_mini
+from repro.pipeline.policy import warmup_sft_policy
+from repro.pipeline.profiles import load_profile, stage_values
+from repro.pipeline.stages import StageClock, evaluate_policy, load_stage_recipe
 
 log = logging.getLogger("repro.reproduce")
 
-HOTPOTQA_TRAIN = "data/hotpotqa/train.jsonl"
-MUSIQUE_TRAIN = "data/musique/train.jsonl"
 # bm25: at the tokens CPRS kept for the item; bm25-fixed: at the profile's budget for the item's set;
 # oracle: the gold evidence sentences alone
 METHODS = ("full", "cprs", "bm25", "bm25-fixed", "truncate", "oracle")
@@ -34,93 +48,45 @@ GRANULARITIES = ("keyword", "sentence", "paragraph")
 
 @dataclass
 class CprsProfile:
-    """What one profile runs: the recipes, the overrides that size each stage, the timing lengths."""
+    """One entry of recipes/profiles/cprs.yaml."""
 
+    budget: str
     recipe: str
     eval_recipe: str
-    train: list[str] = field(default_factory=list)
-    sets: tuple[int, ...] = (1, 2, 3, 4)
+    set: dict[str, dict[str, Any]] = field(default_factory=dict)  # train, eval -> recipe values
+    sets: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
     per_set: int = 12  # held-out items per set for the reader and the spans
-    eval: list[str] = field(default_factory=list)
-    timing_lengths: tuple[int, ...] = (2048, 4096, 8192, 16384, 32768)
+    timing_lengths: list[int] = field(default_factory=lambda: [2048, 4096, 8192, 16384, 32768])
     latency_items: int = 3  # items per set timed for compress + answer against answer
-    budget: str = ""
     # the compressor's training files (several: interleaved, those present) and the held-out records
-    train_data: tuple[str, ...] = (TRAIN_DATA,)
+    train_data: list[str] = field(default_factory=lambda: [TRAIN_DATA])
     test_data: str = TEST_DATA
     reader: str = "l1-sft"  # the L1 warm-up SFT policy, or a model source answering as it is
     # the fixed BM25 budget per set: 1/8 of the set's longest context, the paper's 16K-token budget at 128K
     bm25_budgets: dict[int, int] = field(default_factory=lambda: {1: 62, 2: 125, 3: 250, 4: 500})
 
 
-PROFILES = {
-    "cpu": CprsProfile(
-        "recipes/tiny/cprs.yaml",
-        "recipes/tiny/loong_eval.yaml",
-        # one granularity per record: 400 distinct contexts (100 steps) where all three would give 133
-        train=["cprs.limit=400", "cprs.one_granularity_per_record=true", "train.lr=0.001", "train.warmup_steps=4"],
-        per_set=12,
-        eval=["eval.generation.max_new_tokens=128"],
-        budget="2 CPU cores, about 60 minutes",
-    ),
-    "cpu-long": CprsProfile(
-        "recipes/tiny/cprs.yaml",
-        "recipes/tiny/loong_eval.yaml",
-        # every set-1 training record (500: 1.25x the records and steps), twice the held-out items per set
-        train=["cprs.limit=500", "cprs.one_granularity_per_record=true", "train.lr=0.001", "train.warmup_steps=4"],
-        per_set=24,
-        eval=["eval.generation.max_new_tokens=128"],
-        budget="2 CPU cores, about 60 minutes",
-    ),
-    "gpu": CprsProfile(
-        "recipes/tiny/cprs.yaml",
-        "recipes/tiny/loong_eval.yaml",
-        train=["cprs.limit=null", "cprs.sets=[1, 2]", "cprs.max_tokens=4096", "train.epochs=2"],
-        per_set=50,
-        timing_lengths=(2048, 8192, 32768, 131072),
-        budget="one GPU, about 10 minutes",
-    ),
-    # a GPU workstation with the hub: a Qwen2 compressor on HotpotQA + MuSiQue (converted beforehand), QLoRA,
-    # flash attention; Qwen2.5-1.5B-Instruct reads Loong-mini at workstation lengths
-    "workstation": CprsProfile(
-        "recipes/qwen2.5-1.5b/cprs.yaml",
-        "recipes/qwen2.5-1.5b/loong_eval.yaml",
-        sets=(1, 2),
-        per_set=50,
-        eval=["eval.generation.max_new_tokens=512"],  # documents past the reader's 32K window are dropped
-        timing_lengths=(8192, 32768, 131072),
-        budget="one 24-80 GB GPU, several hours (see README)",
-        train_data=(HOTPOTQA_TRAIN, MUSIQUE_TRAIN),
-        test_data=WS_TEST_DATA,
-        reader="Qwen/Qwen2.5-1.5B-Instruct",
-        bm25_budgets={1: 6250, 2: 12500},  # sets of 10-50K and 50-100K tokens
-    ),
-}
-
-
 def reproduce_cprs(profile_name: str, out: Path, l1_out: Path = Path("runs/reproduce-l1")) -> Path:
     """Run (or finish) every stage of the CPRS reproduction into `out`; returns report.md's path."""
-    from repro.reproduce import PROFILES as L1_PROFILES
-    from repro.reproduce import StageClock, load_stage_recipe, model_and_data, workstation_loong_mini
-    from repro.reproduce_solopo import l1_sft_policy
+    from repro.cprs.report import write_cprs_report
 
-    if profile_name not in PROFILES:
-        raise ReproError(f"--profile: expected one of {', '.join(PROFILES)}, got '{profile_name}'")
-    profile = PROFILES[profile_name]
+    profile = load_profile("cprs", profile_name, CprsProfile)
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock(out)
+
     with clock("default model and data"):
-        train_data = _train_data(profile, out)
-        recipe = load_stage_recipe(profile.recipe, [f"cprs.data={train_data}", *profile.train], "cprs")
+        train_data = training_file(profile, out)
+        values = {"cprs.data": train_data, **stage_values(profile.set, "train")}
+        recipe = load_stage_recipe(profile.recipe, values, "cprs")
         if profile.reader == "l1-sft":
             model_and_data(recipe.model.source)
         else:
-            workstation_loong_mini(load_stage_recipe(profile.eval_recipe, [], "cprs-eval"))
+            workstation_loong_mini(load_stage_recipe(profile.eval_recipe, {}, "cprs-eval"))
     with clock("train the compressor"):
         compressor = _train_compressor(recipe, out)
     if profile.reader == "l1-sft":
         with clock("warm-up SFT (L1's, the reader)"):
-            reader = str(l1_sft_policy(L1_PROFILES["gpu" if profile_name == "gpu" else "cpu"], l1_out))
+            reader = str(warmup_sft_policy("gpu" if profile_name == "gpu" else "cpu", l1_out))
     else:
         reader = profile.reader
     records = _test_records(profile.test_data, profile)
@@ -137,18 +103,17 @@ def reproduce_cprs(profile_name: str, out: Path, l1_out: Path = Path("runs/repro
         latency = _latency(profile, records, compressed, reader, out / "latency.json")
     with clock("compression time by length"):
         timing = _timing(recipe, profile, records, out / "timing.json")
-    from repro.cprs.report import write_cprs_report
 
     spans = _span_metrics(records, compressed)
     notes = [f"Profile `{profile_name}` ({profile.budget}).", *clock.lines()]
     notes.append(WORKSTATION_NOTE if profile.reader != "l1-sft" else cpu_note(recipe, out / "compressor"))
-    ratios = _ratios(records, compressed)
+    ratios = ratios_by_set(records, compressed)
     return write_cprs_report(out, evals, spans, ratios, latency, timing, notes, profile.bm25_budgets)
 
 
 def cpu_note(recipe: Recipe, run_dir: Path) -> str:
     """What the CPU profiles scaled down, with the compressor's training size read from its run."""
-    from repro.plots import read_step_rows
+    from repro.reporting.plots import read_step_rows
 
     rows = read_step_rows(run_dir)
     steps = rows[-1]["step"] if rows else 0
@@ -172,7 +137,7 @@ WORKSTATION_NOTE = (
 )
 
 
-def _train_data(profile: CprsProfile, out: Path) -> str:
+def training_file(profile: CprsProfile, out: Path) -> str:
     """The compressor's training file: the profile's one file, or its files that exist, interleaved record by
     record into OUT/train.jsonl (so that cprs.limit draws from each)."""
     from itertools import chain, zip_longest
@@ -183,7 +148,7 @@ def _train_data(profile: CprsProfile, out: Path) -> str:
     if not present:
         raise ReproError(
             f"{' and '.join(profile.train_data)} are missing: convert HotpotQA or MuSiQue first "
-            "(README, 'CPRS on a workstation')"
+            "(docs/cprs.md, 'On a workstation')"
         )
     joined = out / "train.jsonl"
     if not joined.is_file():
@@ -291,10 +256,9 @@ def _with_context(record: Record, text: str) -> Record:
 
 
 def _evaluate(profile: CprsProfile, reader: str, data: str, run_dir: Path) -> Path:
-    from repro.reproduce import evaluate_policy
-
-    overrides = [f"eval.sets=[{', '.join(map(str, profile.sets))}]", "eval.tasks=[]", "eval.limit=null", *profile.eval]
-    return evaluate_policy(profile.eval_recipe, overrides, reader, data, run_dir)
+    values = {"eval.sets": list(profile.sets), "eval.tasks": [], "eval.limit": None}
+    values.update(stage_values(profile.set, "eval"))
+    return evaluate_policy(profile.eval_recipe, values, reader, data, run_dir)
 
 
 def _span_metrics(records: list[Record], compressed: dict[str, dict]) -> dict[str, tuple[float, float, float]]:
@@ -312,7 +276,7 @@ def _span_metrics(records: list[Record], compressed: dict[str, dict]) -> dict[st
     return out
 
 
-def _ratios(records: list[Record], compressed: dict[str, dict]) -> dict[int, dict[str, float]]:
+def ratios_by_set(records: list[Record], compressed: dict[str, dict]) -> dict[int, dict[str, float]]:
     """Per set: input tokens, kept tokens (sentence-level CPRS) and their ratio."""
     by_set: dict[int, list[dict]] = {}
     for record in records:
@@ -334,9 +298,9 @@ def _latency(profile: CprsProfile, records: list[Record], compressed: dict, read
     from repro.data.prompts import apply_chat, build_prompt
     from repro.generation import generate_texts
     from repro.modeling import load_model
-    from repro.reproduce import load_stage_recipe
 
-    reading = load_stage_recipe(profile.eval_recipe, [f"model.source={reader}", *profile.eval], "latency")
+    values = {"model.source": reader, **stage_values(profile.set, "eval")}
+    reading = load_stage_recipe(profile.eval_recipe, values, "latency")
     gen = dataclasses.replace(reading.eval.generation, batch_size=1)
     loaded = load_model(reading.model, training=False)
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
+
+from repro.benchkit import DEFAULT_MODEL, REPO, model_folder, register_case, register_command, run_worker
+from repro.train.memory import peak_memory_mib, reset_peak_memory
 
 # (mode, forward) cases: SoLoPO, the kit's long PO (the long prompt once per pair), and the paper's vanilla
 # long PO (chosen and rejected each with the full long context, as TRL's DPOTrainer runs them)
@@ -27,7 +28,7 @@ def solopo_case(
     from repro.solopo.train import PreferenceLogprobs, forwards, preference_task
 
     recipe = load_recipe(
-        Path(__file__).resolve().parent.parent / "recipes" / "tiny" / "solopo.yaml",
+        REPO / "recipes" / "tiny" / "solopo.yaml",
         [f"model.source={model_dir}", f"solopo.mode={mode}", "solopo.algorithm=dpo"],
     )
     loaded = load_model(recipe.model)
@@ -46,7 +47,7 @@ def solopo_case(
     ref = {f"{c}.{n}": torch.zeros(1, dtype=torch.float64) for c, names in plan.items() for n in names}
     task = preference_task(recipe, [pair], logprobs, ref)
     batch = task.collate([0], 0, 0)
-    reset_peak(device)  # loading the weights peaks higher than a short step: measure the steps alone
+    reset_peak_memory(device)  # loading the weights peaks higher than a short step: measure the steps alone
     times = []
     for i in range(steps + 1):
         start = time.perf_counter()
@@ -56,31 +57,13 @@ def solopo_case(
             torch.cuda.synchronize(device)
         if i > 0:  # the first step warms up allocator and kernels
             times.append(time.perf_counter() - start)
-    return {"step_s": round(statistics.median(times), 3), "peak_mib": round(peak_mib(device), 1)}
+    return {"step_s": round(statistics.median(times), 3), "peak_mib": round(peak_memory_mib(device), 1)}
 
 
-def reset_peak(device: torch.device) -> None:
-    """Start the peak-memory count afresh: CUDA's allocator stats, or Linux's resident high-water mark."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        return
-    with contextlib.suppress(OSError):  # elsewhere the peak includes loading
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (Linux >= 4.0)
-
-
-def peak_mib(device: torch.device) -> float:
-    """Peak memory since reset_peak: CUDA's allocated peak, or the process's resident high-water mark."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    from repro.bench import _peak_mib
-
-    return _peak_mib(device)
+@register_case("solopo")
+def _solopo_worker(args: list[str]) -> dict[str, Any]:
+    model, mode, forward, *shape = args
+    return solopo_case(model, mode, forward, *(int(x) for x in shape))
 
 
 def longest_under(cap_mib: float, points: list[tuple[int, float]]) -> int | None:
@@ -108,13 +91,11 @@ def efficiency(
 ) -> dict[str, Any]:
     """Every case at long = ratio x short, each in its own process (its peak is its own): the report's dict.
     A case that fails (most often: it does not fit in memory) is kept as a row with a "failed" reason."""
-    from repro.bench import _run_worker
-
     rows = []
     for ratio in ratios:
         for mode, forward in CASES:
             shape = [str(short_tokens), str(short_tokens * ratio), str(response_tokens), str(steps)]
-            result = _run_worker(["solopo", model_dir, mode, forward, *shape], may_fail=True)
+            result = run_worker(["solopo", model_dir, mode, forward, *shape], may_fail=True)
             row = {"mode": mode, "forward": forward, "long_tokens": short_tokens * ratio, "short_tokens": short_tokens}
             rows.append({**row, **result})
             print(json.dumps(rows[-1]), flush=True)
@@ -135,10 +116,9 @@ def efficiency(
     return out
 
 
+@register_command("solopo")
 def solopo_main(argv: list[str]) -> int:
     """`python -m repro.bench solopo`: one JSON line per case, then the summary the SoLoPO report reads."""
-    from repro.bench import DEFAULT_MODEL, model_folder
-
     parser = argparse.ArgumentParser(prog="python -m repro.bench solopo", description=solopo_case.__doc__)
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--short-tokens", type=int, default=256)

@@ -17,7 +17,7 @@ from repro.errors import ReproError
 from repro.fsio import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from repro.report import EvalScores
+    from repro.loong.scores import EvalScores
 
 TRAIN_PANELS: tuple[str, ...] = ("reward_mean", "response_len", "entropy", "filtered_share")
 
@@ -112,7 +112,7 @@ def training_summary(rl_runs: dict[str, Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _no_data(ax: Any) -> None:
+def no_data(ax: Any) -> None:
     ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="gray")
 
 
@@ -126,7 +126,7 @@ def plot_training(rl_runs: dict[str, Path], out_png: Path) -> Path:
     runs = {name: read_step_rows(path) for name, path in rl_runs.items()}
     for ax, key in zip(axes, TRAIN_PANELS, strict=True):
         if not plot_step_lines(ax, runs, key, phases=True):
-            _no_data(ax)
+            no_data(ax)
     handles = [Line2D([], [], color=f"C{i}", label=name) for i, name in enumerate(runs)]
     handles.append(Line2D([], [], color="gray", linestyle="--", label="phase change"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5))
@@ -162,7 +162,7 @@ def plot_scores_by_set(stages: dict[str, EvalScores], out_png: Path) -> Path:
         ax.set_xticks(sets, [f"Set{s}" for s in sets])
         ax.legend()
     else:
-        _no_data(ax)
+        no_data(ax)
     ax.set_ylim(0, 100)
     ax.set_xlabel("length set (longer inputs to the right)")
     ax.set_ylabel("avg score (0-100)")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from repro.benchkit import register_command
 from repro.tiny import build_tiny_model
 
 BENCH_MODEL = Path("bench") / "qwen2-4m"  # a random Qwen2, hidden 256, 4 layers, the tiny BPE tokenizer
@@ -72,6 +73,7 @@ def rl_steps(model_dir: str, prompt_tokens: int, prompts: int, group: int, new_t
     }
 
 
+@register_command("rl")
 def rl_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m repro.bench rl", description=__doc__)
     parser.add_argument("--model", default=None, help="an HF model folder (default: a random Qwen2 of ~4M parameters)")

@@ -1,0 +1,52 @@
+"""`repro solopo pairs|train|reproduce`: SoLoPO's commands."""
+
+from __future__ import annotations
+
+import typer
+
+from repro.commands import OUT_HELP, OVERRIDES_HELP, RECIPE_HELP, names, training_command
+
+app = typer.Typer(help="SoLoPO: short-context preference pairs and preference optimisation.", no_args_is_help=True)
+
+train_command = training_command(
+    app,
+    "train",
+    "repro.solopo.train:run_solopo",
+    "Preference optimisation on solopo.pairs: solopo (short PO + SoLo-RA), long, expand_long or short.",
+)
+
+
+@app.command("pairs")
+def pairs_command(
+    recipe: str = typer.Argument(..., help=RECIPE_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+    out: str = typer.Option(None, "--out", help=OUT_HELP),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run folder's pairs.jsonl."),
+) -> None:
+    """Sample K responses per example on its short (or long) context, score them, keep a correct and a wrong one."""
+    from repro.config import load_recipe
+    from repro.runs import run_folder
+    from repro.solopo.sample import PAIRS_FILE, make_pairs
+
+    cfg = load_recipe(recipe, overrides or [])
+    run_dir = run_folder(cfg.output_dir, cfg.name, out, resume)
+    stats = make_pairs(cfg, run_dir, resume=resume)
+    typer.echo(f"{stats.line()}: {run_dir / PAIRS_FILE}")
+
+
+@app.command("reproduce")
+def reproduce_command(
+    profile: str = typer.Option(
+        "cpu", "--profile", help="cpu (about 60 min on 2 cores), cpu-long (about 100 min), gpu or workstation."
+    ),
+    out: str = typer.Option("runs/reproduce-solopo", "--out", help="Folder of every stage and the report."),
+    algorithms: str = typer.Option(None, "--algorithms", help="dpo, simpo, orpo, comma-separated (default: all)."),
+    l1_out: str = typer.Option("runs/reproduce-l1", "--l1-out", help="The L1 reproduction's folder (its SFT policy)."),
+) -> None:
+    """SoLoPO: SFT policy, pairs on short and long contexts, DPO/SimPO/ORPO per mode, evaluation, report.md."""
+    from pathlib import Path
+
+    from repro.solopo.reproduce import reproduce_solopo
+
+    report = reproduce_solopo(profile, Path(out), names(algorithms), Path(l1_out))
+    typer.echo(f"report: {report}")
