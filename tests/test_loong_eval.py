@@ -53,6 +53,8 @@ def test_gold_predictions_score_100_and_empty_ones_0(tmp_path, mini_data):
     gold = write_preds(tmp_path / "gold.jsonl", records, lambda r: f"Therefore, the answer is {gold_text(r.answer)}")
     metrics = run_eval(recipe, tmp_path / "gold-run", str(gold))
     assert (metrics["avg_score"], metrics["perfect_rate"], metrics["n"]) == (100.0, 1.0, 16)
+    env = json.loads((tmp_path / "gold-run" / "environment.json").read_text())
+    assert set(env["data_sha256"]) == {recipe.eval.data, str(gold)}  # the records and the predictions read
     empty = write_preds(tmp_path / "empty.jsonl", records, lambda r: "")
     metrics = run_eval(recipe, tmp_path / "empty-run", str(empty))
     assert (metrics["avg_score"], metrics["perfect_rate"]) == (0.0, 0.0)

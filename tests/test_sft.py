@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ from repro.config import load_recipe
 from repro.data.loong_mini import generate
 from repro.data.schema import Doc, Record, write_records
 from repro.modeling import load_tokenizer
+from repro.runrecord import sha256_file
 from repro.train import sft as sft_module
 from repro.train.dist import DistInfo
 from repro.train.engine import TrainingDiverged
@@ -83,6 +86,11 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(
     )
     full = run_sft(recipe, tmp_path / "full", DistInfo())
     assert full.steps == 8  # 8 samples / 2 per micro-batch, 2 epochs
+    # the run record: the seed, and the training data and the resolved recipe by their hashes
+    env = json.loads((tmp_path / "full" / "environment.json").read_text())
+    recipe_text = (tmp_path / "full" / "recipe.yaml").read_text()
+    assert env["seed"] == recipe.seed and env["data_sha256"] == {str(train_data): sha256_file(train_data)}
+    assert env["recipe_sha256"] == hashlib.sha256(recipe_text.encode()).hexdigest()
 
     # step 4 is logged, but its checkpoint (every 3 steps here) never comes
     run_killed_after_step(4, run_sft, recipe, tmp_path / "cut", DistInfo())
@@ -95,8 +103,13 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(
         torch.testing.assert_close(a[name], b[name], atol=0, rtol=0)
     full_log = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
     cut_log = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
-    strip = lambda line: line.split(', "tokens_per_s"')[0]  # noqa: E731 (timings differ, the rest must not)
+    timings = ("time", "tokens_per_s", "peak_mem_mib")  # the wall clock and timings differ, the rest must not
+
+    def strip(line: str) -> dict:
+        return {k: v for k, v in json.loads(line).items() if k not in timings}
+
     assert [strip(x) for x in cut_log] == [strip(x) for x in full_log]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", json.loads(x)["time"]) for x in full_log)
 
 
 def test_a_run_killed_before_its_first_checkpoint_logs_each_step_once_on_resume(

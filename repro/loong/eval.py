@@ -18,6 +18,7 @@ from repro.loong.judges import ORDERED_SUBTASKS, judge_prompt, parse_rating, rul
 from repro.loong.metrics import aggregate, format_tables, paper_reference_rows
 from repro.loong.run_files import drop_torn_tail, read_done, read_predictions
 from repro.progress import progress
+from repro.runrecord import write_environment
 
 log = logging.getLogger("repro.eval")
 
@@ -236,7 +237,10 @@ def run_eval(recipe: Recipe, run_dir: Path, predictions_file: str | None = None)
     # a user's predictions are read before the run folder is made: a bad file leaves nothing behind
     preds = read_predictions(predictions_file, {it.record.id for it in items}) if predictions_file else {}
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
+    text = recipe_to_yaml(recipe)
+    atomic_write_text(run_dir / "recipe.yaml", text)
+    inputs = [recipe.eval.data, *([predictions_file] if predictions_file else [])]
+    write_environment(run_dir, seed=recipe.seed, data_files=inputs, recipe_text=text)
     if predictions_file:
         copy_predictions(items, preds, predictions_file, run_dir)
         source = f"read from `{predictions_file}`"

@@ -8,6 +8,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -263,7 +264,7 @@ class _Run:
 
 
 def _row(step: int, outcome: StepOutcome, tokens: int, seconds: float, device: torch.device, extra: dict) -> dict:
-    row: dict[str, Any] = {"step": step}
+    row: dict[str, Any] = {"step": step, "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
     row.update({k: v for k, v in extra.items()})
     row.update(
         {

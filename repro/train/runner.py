@@ -13,6 +13,7 @@ import torch
 from repro.config import Recipe, recipe_to_yaml
 from repro.fsio import atomic_write_text, swap_folder
 from repro.progress import hf_bars
+from repro.runrecord import write_environment
 from repro.runs import check_resume_plan
 from repro.train.dist import DistInfo, barrier
 from repro.train.loop import TrainResult
@@ -62,7 +63,10 @@ def run_stage(
     stage = build(loaded, data)
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
+        text = recipe_to_yaml(recipe)
+        atomic_write_text(run_dir / "recipe.yaml", text)
+        inputs = [getattr(getattr(recipe, section), key, "") for key in ("data", "pairs")]
+        write_environment(run_dir, seed=recipe.seed, data_files=[p for p in inputs if p], recipe_text=text)
         log.info("%s, into %s", stage.summary, run_dir)
     task = stage.task
     if stage.make_task is not None:
