@@ -10,8 +10,11 @@ import pytest
 from repro.reporting.stats import (
     acceleration,
     equivalence_p,
+    exponent_equivalence_p,
+    gap_estimate,
     holm,
     items_needed,
+    mann_whitney_p,
     mde,
     paired_estimate,
     power_law_fit,
@@ -115,3 +118,32 @@ def test_power_law_fit_known_exponents_and_a_worked_case():
     assert (fit.low, fit.high) == (pytest.approx(0.95 - 1.1004, abs=1e-3), pytest.approx(0.95 + 1.1004, abs=1e-3))
     with pytest.raises(ValueError, match="at least 3 points"):
         power_law_fit([1000, 1000, 1000], [1, 2, 3])
+
+
+def test_mann_whitney_exact_by_counting_splits():
+    # 3 against 3, fully separated: of the C(6, 3) = 20 splits only the observed one has U = 9
+    assert mann_whitney_p([1.0, 2.0, 3.0], [4.0, 5.0, 6.0]) == pytest.approx(1 / 20)
+    # [1, 2, 4] against [3, 5, 6]: U = 8 (only 4 > 3 breaks it); splits with U >= 8: {1,2,3} (9) and {1,2,4} (8)
+    assert mann_whitney_p([1.0, 2.0, 4.0], [3.0, 5.0, 6.0]) == pytest.approx(2 / 20)
+    # the other way round nothing is separated: U = 0, every split reaches it
+    assert mann_whitney_p([4.0, 5.0, 6.0], [1.0, 2.0, 3.0]) == pytest.approx(1.0)
+
+
+def test_gap_of_two_independent_sets():
+    # gains on the long set [10, 20, 30] (mean 20) against the short set [0, 4, 8] (mean 4): the gap is 16;
+    # se = sqrt(var([10, 20, 30]) / 3 + var([0, 4, 8]) / 3) = sqrt(100 / 3 + 16 / 3) = sqrt(38.67) = 6.218
+    est = gap_estimate([10.0, 20.0, 30.0], [0.0, 4.0, 8.0])
+    assert est.mean == pytest.approx(16.0) and est.se == pytest.approx(math.sqrt(116 / 3))
+    assert est.method == "BCa" and est.n == 6 and est.df == 2
+    # every resampled gap lies in [10 - 8, 30 - 0] = [2, 30]
+    assert 2.0 <= est.low < 16.0 < est.high <= 30.0 and est.p_greater < 0.01
+
+
+def test_exponent_equivalence_by_the_t_distribution():
+    # slope 0.95, se 0.0866, df 1 (the worked fit above): against 1 +- 0.2 the upper test is
+    # t_cdf((0.95 - 1.2) / 0.0866, 1) = t_cdf(-2.887, 1) = 0.1062 and the lower 1 - t_cdf((0.95 - 0.8) / 0.0866, 1)
+    # = 1 - t_cdf(1.732, 1) = 0.1667: p = 0.1667 (one degree of freedom cannot show it)
+    fit = power_law_fit([1, math.e, math.e**2], [1, math.exp(1.1), math.exp(1.9)])
+    assert exponent_equivalence_p(fit, 1.0, 0.2) == pytest.approx(0.1667, abs=1e-3)
+    exact = power_law_fit([1000, 2000, 4000] * 2, [1.0, 2.0, 4.0] * 2)  # (almost) no residual: decided outright
+    assert exponent_equivalence_p(exact, 1.0, 0.2) < 1e-12 and exponent_equivalence_p(exact, 2.0, 0.2) > 1 - 1e-12

@@ -36,6 +36,8 @@ class Estimate:
     level: float
     n_resamples: int
     per_seed: tuple[float, ...] = ()
+    se: float = 0.0  # standard error of the mean difference (the power figures' basis)
+    df: int = 0  # its degrees of freedom
 
 
 def item_differences(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> np.ndarray:
@@ -61,7 +63,8 @@ def resampled_means(values: np.ndarray, n_resamples: int, seed: int) -> np.ndarr
 
 
 def acceleration(values: np.ndarray) -> float:
-    """BCa's acceleration for the mean, from the jackknife: sum(d^3) / (6 * sum(d^2)^1.5), d = x - mean(x)."""
+    """BCa's acceleration for the mean, from the jackknife: sum(d^3) / (6 * sum(d^2)^1.5), d = x - mean(x) (the
+    jackknife's own d, mean of the leave-one-out values minus each, is the same up to a factor that cancels)."""
     d = values - values.mean()
     s2 = float((d**2).sum())
     return float((d**3).sum()) / (6.0 * s2**1.5) if s2 > 0 else 0.0
@@ -124,15 +127,51 @@ def paired_estimate(
     sd = float(diffs.std(ddof=1)) if n > 1 else 0.0
     use_bca = method == "bca" or (method == "auto" and n < BCA_BELOW)
     label = "BCa" if use_bca else "percentile"
+    se, df = (sd / math.sqrt(n), n - 1) if n > 1 else (0.0, 0)
     if sd == 0.0:  # every item differs by the same amount: no spread to resample
         return Estimate(mean, mean, mean, n, len(per_seed), 0.0, float(mean <= 0), float(mean >= 0), label, level,
-                        n_resamples, per_seed)  # fmt: skip
+                        n_resamples, per_seed, se, df)  # fmt: skip
     means = resampled_means(diffs, n_resamples, seed)
     z0, acc = (bias_correction(means, mean), acceleration(diffs)) if use_bca else (0.0, 0.0)
     low, high = _bounds(means, level, z0, acc)
     p_greater = _tail_p(means, 0.0, z0, acc)
     p_less = _tail_p(-means, 0.0, -z0, -acc)
-    return Estimate(mean, low, high, n, len(per_seed), sd, p_greater, p_less, label, level, n_resamples, per_seed)
+    return Estimate(
+        mean, low, high, n, len(per_seed), sd, p_greater, p_less, label, level, n_resamples, per_seed, se, df
+    )
+
+
+def gap_estimate(
+    longer: Sequence[float],
+    shorter: Sequence[float],
+    level: float = 0.95,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> Estimate:
+    """mean(longer) - mean(shorter) for two independent sets of per-item differences (e.g. a stage's gain on the
+    longest set against its gain on the shortest), each set resampled on its own; BCa with the jackknife over
+    the items of both sets (one deleted at a time) below BCA_BELOW items in all, percentile from there."""
+    x, y = np.asarray(longer, dtype=float), np.asarray(shorter, dtype=float)
+    if len(x) < 2 or len(y) < 2:
+        raise ValueError("each set needs at least 2 items")
+    mean = float(x.mean() - y.mean())
+    n = len(x) + len(y)
+    se = math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
+    df = min(len(x), len(y)) - 1
+    use_bca = n < BCA_BELOW
+    label = "BCa" if use_bca else "percentile"
+    if se == 0.0:
+        return Estimate(mean, mean, mean, n, 1, 0.0, float(mean <= 0), float(mean >= 0), label, level, n_resamples,
+                        (), 0.0, df)  # fmt: skip
+    means = resampled_means(x, n_resamples, seed) - resampled_means(y, n_resamples, seed + 1)
+    z0, acc = 0.0, 0.0
+    if use_bca:
+        jack = np.concatenate([(x.sum() - x) / (len(x) - 1) - y.mean(), x.mean() - (y.sum() - y) / (len(y) - 1)])
+        z0, acc = bias_correction(means, mean), acceleration(-jack)  # d = jackknife mean - jackknife value
+    low, high = _bounds(means, level, z0, acc)
+    sd = se * math.sqrt(n / 2)  # the spread per item of an equal split that gives this standard error
+    return Estimate(mean, low, high, n, 1, sd, _tail_p(means, 0.0, z0, acc), _tail_p(-means, 0.0, -z0, -acc), label,
+                    level, n_resamples, (), se, df)  # fmt: skip
 
 
 def equivalence_p(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], margin: float, **kw) -> float:
@@ -233,6 +272,33 @@ def items_needed(sd: float, effect: float, alpha: float = 0.05, power: float = 0
 # --- timing -----------------------------------------------------------------------------------------------------
 
 
+def mann_whitney_p(smaller: Sequence[float], larger: Sequence[float]) -> float:
+    """Exact one-sided Mann-Whitney p-value that `smaller` tends to lie below `larger`: the share of the
+    C(n+m, n) ways to split the pooled values into groups of the two sizes whose U (pairs with the first value
+    below the second, ties counting half) is at least the observed one. 3 against 3 fully separated: 1/20."""
+    from itertools import combinations
+
+    a, b = list(smaller), list(larger)
+    if not a or not b:
+        raise ValueError("both groups need at least one value")
+
+    def u(first: Sequence[float], second: Sequence[float]) -> float:
+        return sum(1.0 if x < y else 0.5 if x == y else 0.0 for x in first for y in second)
+
+    observed = u(a, b)
+    pooled = a + b
+    splits = list(combinations(range(len(pooled)), len(a)))
+    if len(splits) > 200_000:
+        raise ValueError("too many values for the exact test")
+    at_least = 0
+    for chosen in splits:
+        picked = set(chosen)
+        first = [pooled[i] for i in chosen]
+        second = [pooled[i] for i in range(len(pooled)) if i not in picked]
+        at_least += u(first, second) >= observed - 1e-12
+    return at_least / len(splits)
+
+
 @dataclass(frozen=True)
 class PowerFit:
     """time = c * length^exponent, fitted by least squares on logs, with the exponent's interval."""
@@ -242,6 +308,8 @@ class PowerFit:
     high: float
     points: int
     level: float
+    se: float = 0.0
+    df: int = 0
 
 
 def power_law_fit(lengths: Sequence[float], seconds: Sequence[float], level: float = 0.95) -> PowerFit:
@@ -257,4 +325,13 @@ def power_law_fit(lengths: Sequence[float], seconds: Sequence[float], level: flo
     df = len(x) - 2
     se = math.sqrt(float((resid**2).sum()) / df / float((xc**2).sum())) if df > 0 else 0.0
     half = t_quantile((1 + level) / 2, df) * se if df > 0 else math.inf
-    return PowerFit(slope, slope - half, slope + half, len(x), level)
+    return PowerFit(slope, slope - half, slope + half, len(x), level, se, df)
+
+
+def exponent_equivalence_p(fit: PowerFit, target: float, margin: float) -> float:
+    """TOST p-value that the fitted exponent lies within target +- margin (t with the fit's degrees of freedom)."""
+    if fit.df <= 0 or fit.se == 0:
+        return 0.0 if abs(fit.exponent - target) < margin else 1.0
+    low_p = 1 - t_cdf((fit.exponent - (target - margin)) / fit.se, fit.df)  # H0: exponent <= target - margin
+    high_p = t_cdf((fit.exponent - (target + margin)) / fit.se, fit.df)  # H0: exponent >= target + margin
+    return max(low_p, high_p)
