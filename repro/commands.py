@@ -37,9 +37,27 @@ def training_command(group: typer.Typer, name: str, run: str, doc: str) -> Any:
     return command
 
 
+SEEDS_HELP = "Training seeds, comma-separated, e.g. 0,1: each policy is trained once per seed (default: the profile's)."
+
+
 def names(text: str | None) -> tuple[str, ...] | None:
     """A comma-separated option ("dapo,grpo") as names; None when not given."""
     return tuple(a.strip() for a in text.split(",") if a.strip()) if text else None
+
+
+def seed_list(text: str | None) -> tuple[int, ...] | None:
+    """--seeds "0,1" as distinct whole numbers >= 0, in order; None when not given."""
+    if not text:
+        return None
+    seeds = []
+    for part in names(text) or ():
+        if not part.isdigit():
+            raise ReproError(f"--seeds: expected whole numbers >= 0 separated by commas (e.g. 0,1), got '{text}'")
+        if int(part) not in seeds:
+            seeds.append(int(part))
+    if not seeds:
+        raise ReproError(f"--seeds: expected at least one seed (e.g. 0,1), got '{text}'")
+    return tuple(seeds)
 
 
 def train_stage(

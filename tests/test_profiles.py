@@ -40,7 +40,10 @@ def test_the_cpu_l1_profile_sizes_its_stages_as_its_table_says():
     assert (profile.algorithms, profile.data) == (["dapo"], "loong-mini")
     evaluation = load_stage_recipe(profile.recipes["eval"], stage_values(profile.set, "eval"), "eval")
     assert evaluation.eval.sets == [1, 2] and evaluation.eval.generation.max_new_tokens == 256
-    assert stage_values(profile.set, "rl") == {}  # the RL recipe as it is
+    # spotlight among RL's tasks (the recipe alone trains comparison and chain of reasoning), one training seed
+    rl = load_stage_recipe(profile.recipes["rl"], stage_values(profile.set, "rl"), "rl")
+    assert rl.rl.tasks == ["spotlight", "comparison", "chain_of_reasoning"] and profile.seeds == [0]
+    assert load_profile("l1", "cpu-long", L1Profile).seeds == [0, 1]
 
 
 def test_a_profile_name_or_key_that_does_not_exist_is_one_clear_error(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from repro.commands import OVERRIDES_HELP, RECIPE_HELP, training_command
+from repro.commands import OVERRIDES_HELP, RECIPE_HELP, SEEDS_HELP, seed_list, training_command
 from repro.errors import ReproError
 
 app = typer.Typer(help="QwenLong-CPRS: train the compressor, compress a context.", no_args_is_help=True)
@@ -64,6 +64,7 @@ def reproduce_command(
         "cpu", "--profile", help="cpu (about 60 min on 2 cores), cpu-long, gpu or workstation."
     ),
     out: str = typer.Option("runs/reproduce-cprs", "--out", help="Folder of every stage and the report."),
+    seeds: str = typer.Option(None, "--seeds", help=SEEDS_HELP),
     l1_out: str = typer.Option("runs/reproduce-l1", "--l1-out", help="The L1 reproduction's folder (its reader)."),
 ) -> None:
     """QwenLong-CPRS: train the compressor, compress held-out contexts, a reader on each context, report.md."""
@@ -71,5 +72,5 @@ def reproduce_command(
 
     from repro.cprs.reproduce import reproduce_cprs
 
-    report = reproduce_cprs(profile, Path(out), Path(l1_out))
+    report = reproduce_cprs(profile, Path(out), Path(l1_out), seeds=seed_list(seeds))
     typer.echo(f"report: {report}")

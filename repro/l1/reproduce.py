@@ -2,13 +2,16 @@
 
 1. Default model and data (pipeline.data): the embedded SmolLM2-135M-Instruct and Loong-mini train/test
    (workstation: Loong-mini at the model's lengths and DocQA-RL-1.6K). Writes data/..., artifacts/...
+   The base model is evaluated once (OUT/eval-base): greedy decoding does not depend on a seed.
+Then for each training seed, into OUT/seed-<seed>/:
 2. Warm-up SFT (train.sft): the base model learns to read the documents and answer with a reasoning trace.
-   Writes OUT/sft (the run) and OUT/sft-merged (the policy); SoLoPO and CPRS reuse this policy.
+   Writes sft (the run) and sft-merged (the policy); SoLoPO and CPRS reuse this policy.
 3. Curriculum-guided phased RL (l1.phased_rl) from the SFT policy, once per algorithm: DAPO as the recipe
-   says, GRPO as published. Writes OUT/rl-<algo> and OUT/rl-<algo>-merged.
-4. Evaluation (loong.eval) of base, SFT and each RL policy on held-out Loong-mini. Writes OUT/eval-<stage>
-   (and OUT/eval-<stage>-longbench on a workstation when LongBench was converted).
-5. The report (l1.report): OUT/report.md with the stage table, paired differences and the paper's trends.
+   says, GRPO as published. Writes rl-<algo> and rl-<algo>-merged.
+4. Evaluation (loong.eval) of SFT and each RL policy on held-out Loong-mini. Writes eval-<stage>
+   (and eval-<stage>-longbench on a workstation when LongBench was converted).
+5. The report (l1.report): OUT/report.md and OUT/summary.json: the paper's claims judged over items x seeds,
+   the stage table, exploratory differences, training curves.
 
 Every stage is reused once complete, so a second run (or one after a kill) redoes only what is missing;
 OUT/timings.json keeps how long each took when it ran.
@@ -25,7 +28,8 @@ from typing import Any, Literal
 from repro.errors import ReproError
 from repro.pipeline.data import TEST_DATA, TRAIN_DATA, model_and_data, workstation_loong_mini
 from repro.pipeline.profiles import load_profile, stage_values
-from repro.pipeline.stages import StageClock, evaluate_policy, load_stage_recipe, train_and_export
+from repro.pipeline.stages import StageClock, evaluate_policy, load_stage_recipe, seed_folder, train_and_export
+from repro.runrecord import write_environment
 
 log = logging.getLogger("repro.reproduce")
 
@@ -52,6 +56,9 @@ class L1Profile:
     recipes: dict[str, str]  # sft, rl, eval
     algorithms: list[Literal["dapo", "grpo"]]
     set: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage (sft, rl, eval) -> recipe values
+    seeds: list[int] = field(default_factory=lambda: [0])  # training seeds: SFT and RL once per seed
+    scale_note: str = ""  # how the profile scales the paper down, for the report
+    longer: str = ""  # what the next longer profile would add, for the report
     data: Literal["loong-mini", "workstation"] = "loong-mini"
     sft_data: str = TRAIN_DATA
     rl_data: str = TRAIN_DATA
@@ -63,8 +70,11 @@ def algorithm_values(name: str) -> dict[str, Any]:
     return GRPO_VALUES if name == "grpo" else {"rl.algorithm": "dapo"}
 
 
-def reproduce_l1(profile_name: str, out: Path, algorithms: tuple[str, ...] | None = None) -> Path:
-    """Run (or finish) every stage of the QwenLong-L1 reproduction into `out`; returns report.md's path."""
+def reproduce_l1(
+    profile_name: str, out: Path, algorithms: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None
+) -> Path:
+    """Run (or finish) every stage of the QwenLong-L1 reproduction into `out`, once per training seed (the
+    profile's seeds unless given); returns report.md's path."""
     from repro.l1.phased_rl import run_rl
     from repro.l1.report import write_l1_report
     from repro.train.sft import run_sft
@@ -74,44 +84,56 @@ def reproduce_l1(profile_name: str, out: Path, algorithms: tuple[str, ...] | Non
     for name in chosen:
         if name not in ALGORITHMS:
             raise ReproError(f"--algorithms: expected dapo and/or grpo, got '{name}'")
+    seeds = seeds or tuple(profile.seeds)
     # every recipe is read and checked before anything runs
     sft_values = {"sft.data": profile.sft_data, **stage_values(profile.set, "sft")}
-    sft = load_stage_recipe(profile.recipes["sft"], sft_values, "l1-sft")
+    sft = {s: load_stage_recipe(profile.recipes["sft"], {**sft_values, "seed": s}, "l1-sft") for s in seeds}
     rl_values = {"rl.data": profile.rl_data, **stage_values(profile.set, "rl")}
-    rl = {a: load_stage_recipe(profile.recipes["rl"], {**rl_values, **algorithm_values(a)}, f"l1-{a}") for a in chosen}
+    rl = {
+        (s, a): load_stage_recipe(profile.recipes["rl"], {**rl_values, **algorithm_values(a), "seed": s}, f"l1-{a}")
+        for s in seeds
+        for a in chosen
+    }
+    base_model = sft[seeds[0]].model.source
     out.mkdir(parents=True, exist_ok=True)
+    write_environment(out, seed=list(seeds), data_files=[profile.sft_data, profile.rl_data, profile.test_data])
     clock = StageClock(out)
 
     with clock("default model and data"):
         if profile.data == "workstation":
-            _workstation_data(sft)
+            _workstation_data(sft[seeds[0]])
         else:
-            model_and_data(sft.model.source)
-    with clock("warm-up SFT"):
-        sft_merged = train_and_export("sft", sft, out, run_sft)
-    policies = {"base": sft.model.source, "sft": str(sft_merged)}
+            model_and_data(base_model)
+    evals: dict[str, list[Path]] = {"base": []}
+    with clock("evaluate base"):
+        evals["base"].append(_evaluate(profile, "base", base_model, out, profile.test_data))
     rl_runs = {}
-    for algo, recipe in rl.items():
-        with clock(f"RL ({algo})"):
-            recipe.model.source = str(sft_merged)
-            policies[algo] = str(train_and_export(f"rl-{algo}", recipe, out, run_rl))
-            rl_runs[algo.upper()] = out / f"rl-{algo}"
-    evals = {}
-    for stage, source in policies.items():
-        with clock(f"evaluate {stage}"):
-            evals[_label(stage)] = _evaluate(profile, stage, source, out, profile.test_data)
+    policies: dict[str, str] = {"base": base_model}
+    for seed in seeds:
+        where = seed_folder(out, seed)
+        with clock(f"warm-up SFT (seed {seed})"):
+            sft_merged = train_and_export("sft", sft[seed], where, run_sft)
+        policies["sft"] = str(sft_merged)
+        for algo in chosen:
+            with clock(f"RL ({algo}, seed {seed})"):
+                rl[(seed, algo)].model.source = str(sft_merged)
+                policies[algo] = str(train_and_export(f"rl-{algo}", rl[(seed, algo)], where, run_rl))
+                rl_runs.setdefault(algo.upper(), where / f"rl-{algo}")
+        for stage in ("sft", *chosen):
+            with clock(f"evaluate {stage} (seed {seed})"):
+                run = _evaluate(profile, stage, policies[stage], where, profile.test_data)
+                evals.setdefault(_label(stage), []).append(run)
     extra = _longbench_evals(profile, policies, out, clock)
 
     notes = [
-        f"Profile `{profile_name}` ({profile.budget}); algorithms: {', '.join(chosen)}.",
+        f"Profile `{profile_name}` ({profile.budget}); algorithms: {', '.join(chosen)}; training seeds: "
+        f"{', '.join(map(str, seeds))} (base is evaluated once: greedy decoding does not depend on a seed).",
         *clock.lines(),
-        "Scaled down against the paper: SmolLM2-135M-Instruct instead of R1-Distill-Qwen-14B/32B (about 100x "
-        "fewer parameters), Loong-mini prompts of 0.25-2K tokens instead of 20-60K-token documents, a few "
-        "dozen RL updates on a few hundred prompts instead of the paper's full DocQA-RL-1.6K runs, rule "
-        "reward only (no LLM judge) unless the recipe turns it on.",
+        profile.scale_note,
+        *([f"What a longer profile adds: {profile.longer}"] if profile.longer else []),
         *extra,
     ]
-    return write_l1_report(out, evals, rl_runs, notes)
+    return write_l1_report(out, evals, rl_runs, notes, profile_name, seeds, clock.times)
 
 
 def _label(stage: str) -> str:

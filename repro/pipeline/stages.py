@@ -24,6 +24,11 @@ def load_stage_recipe(path: str, values: dict[str, Any], name: str, overrides: l
     return recipe
 
 
+def seed_folder(out: Path, seed: int) -> Path:
+    """Where a training seed's stages go in a reproduction's folder: OUT/seed-<seed>/."""
+    return out / f"seed-{seed}"
+
+
 def train_and_export(stage: str, recipe: Recipe, out: Path, run: Callable[..., Any]) -> Path:
     """Train into OUT/<stage> with `run(recipe, run_dir, dist, resume=)` (resuming a cut run), then merge into
     OUT/<stage>-merged; both reused when done."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from repro.commands import OUT_HELP, OVERRIDES_HELP, RECIPE_HELP, names, training_command
+from repro.commands import OUT_HELP, OVERRIDES_HELP, RECIPE_HELP, SEEDS_HELP, names, seed_list, training_command
 
 app = typer.Typer(help="SoLoPO: short-context preference pairs and preference optimisation.", no_args_is_help=True)
 
@@ -40,6 +40,7 @@ def reproduce_command(
         "cpu", "--profile", help="cpu (about 60 min on 2 cores), cpu-long (about 100 min), gpu or workstation."
     ),
     out: str = typer.Option("runs/reproduce-solopo", "--out", help="Folder of every stage and the report."),
+    seeds: str = typer.Option(None, "--seeds", help=SEEDS_HELP),
     algorithms: str = typer.Option(None, "--algorithms", help="dpo, simpo, orpo, comma-separated (default: all)."),
     l1_out: str = typer.Option("runs/reproduce-l1", "--l1-out", help="The L1 reproduction's folder (its SFT policy)."),
 ) -> None:
@@ -48,5 +49,5 @@ def reproduce_command(
 
     from repro.solopo.reproduce import reproduce_solopo
 
-    report = reproduce_solopo(profile, Path(out), names(algorithms), Path(l1_out))
+    report = reproduce_solopo(profile, Path(out), names(algorithms), Path(l1_out), seeds=seed_list(seeds))
     typer.echo(f"report: {report}")

@@ -12,9 +12,19 @@ from matplotlib.figure import Figure
 from repro.errors import ReproError
 from repro.fsio import atomic_write_text
 from repro.loong.scores import EvalScores, load_eval
-from repro.reporting.bootstrap import is_noise
+from repro.reporting.claims import (
+    Claim,
+    Evidence,
+    Result,
+    faster_evidence,
+    greater_evidence,
+    judge,
+    method_note,
+    paired_scores,
+)
 from repro.reporting.plots import no_data, number, plot_step_lines, read_step_rows, save_png
-from repro.reporting.tables import difference, difference_table, format_span, stage_table, task_difference_table
+from repro.reporting.summary import write_summary
+from repro.reporting.tables import Stages, difference_table, pooled, seed_count, stage_table, task_difference_table
 
 PAPER_SOURCE = "SoLoPO (arXiv 2505.11166)"
 PAPER_MODEL = "Qwen2.5-7B-Instruct"
@@ -83,40 +93,56 @@ def paper_delta(algo: str) -> str:
     return "paper: " + ", ".join(parts)
 
 
-def _interval_verdict(low: float, high: float) -> str:
-    if is_noise(low, high):
-        return "inconclusive (noise)"
-    return "reproduced" if low > 0 else "not reproduced"
+def paper_effect(algo: str) -> float:
+    """The paper's smaller SoLo-X minus X gain over its two benchmarks (points)."""
+    long_, solo = PAPER_PO[algo]
+    return min(s - lg for lg, s in zip(long_, solo, strict=True))
 
 
-def solo_beats_long_lines(stages: dict[str, EvalScores]) -> list[str]:
-    """Per algorithm: does SoLo-X beat X trained on the long context, on long inputs (paired bootstrap, 95%)?"""
+def solo_claims(stages: Stages) -> list[tuple[Claim, Evidence | None, str]]:
+    """Per algorithm with a SoLoPO or long-context stage: SoLo-X > X long on long inputs, paired over items."""
     names = list(stages)
-    lines = []
+    checked = []
     for algo in ALGOS:
-        trend = f"SoLo-{algo} > {algo} long on long inputs"
         solo, long_ = stage_name(names, algo, "solopo"), stage_name(names, algo, "long")
         if solo is None and long_ is None:
             continue
+        claim = Claim(f"SoLo-{algo} > {algo} long on long inputs", "greater", paper_delta(algo),
+                      paper_effect=paper_effect(algo))  # fmt: skip
         if solo is None or long_ is None:
-            lines.append(
-                f"{trend}: cannot be checked (needs long-context evaluations '{algo} solopo' and '{algo} long'; "
-                f"have {', '.join(names)})"
-            )
-        elif (diff := difference(stages, long_, solo, None)) is None:
-            lines.append(f"{trend}: cannot be checked (no item id in both '{long_}' and '{solo}')")
-        else:
-            mean, low, high, n = diff
-            lines.append(
-                f"{trend}: {_interval_verdict(low, high)} ({solo} − {long_} = {format_span(mean, low, high)} "
-                f"over {n} paired items; {paper_delta(algo)})"
-            )
-    if not lines:
-        lines.append(
-            "SoLo-X > X long on long inputs: cannot be checked (needs long-context evaluations '<X> solopo' and "
-            f"'<X> long' for X in {', '.join(ALGOS)}; have {', '.join(names)})"
-        )
-    return lines
+            checked.append((claim, None, f"needs long-context evaluations '{algo} solopo' and '{algo} long'"))
+            continue
+        a, b = paired_scores(stages[long_], stages[solo])
+        evidence = greater_evidence(a, b) if a and a[0] else None
+        checked.append((claim, evidence, f"no item in both '{long_}' and '{solo}'"))
+    return checked
+
+
+def cheaper_claims(efficiency: dict[str, Any] | None) -> list[tuple[Claim, Evidence | None, str]]:
+    """SoLo cheaper than the paper's vanilla long PO (both responses on the long context, per sample) in step time
+    and in peak memory, at the longest length both ran, over the repeats measured there."""
+    claims = [Claim("SoLo faster per step than vanilla long PO", "faster", PAPER_EFFICIENCY),
+              Claim("SoLo lighter in peak memory than vanilla long PO", "faster", PAPER_EFFICIENCY)]  # fmt: skip
+    if efficiency is None:
+        return [(c, None, "efficiency not measured") for c in claims]
+    rows = measured(check_efficiency(efficiency))
+    both = sorted({r["long_tokens"] for r in rows if r["mode"] == "long" and r["forward"] == PER_SAMPLE}
+                  & {r["long_tokens"] for r in rows if r["mode"] == "solopo"})  # fmt: skip
+    if not both:
+        return [(c, None, f"needs a solopo row and a long '{PER_SAMPLE}' row at one length") for c in claims]
+    at = [r for r in rows if r["long_tokens"] == both[-1]]
+    solo, vanilla = _pick(at, "solopo", SHARED_PREFIX), _pick([r for r in at if r["forward"] == PER_SAMPLE], "long")
+    out = []
+    for claim, key in zip(claims, ("step_s", "peak_mib"), strict=True):
+        new, old = solo.get(f"{key}_repeats", [solo[key]]), vanilla.get(f"{key}_repeats", [vanilla[key]])
+        named = Claim(f"{claim.name} (at {both[-1]} long tokens)", claim.kind, claim.paper)
+        out.append((named, faster_evidence(new, old), ""))
+    return out
+
+
+def claims(stages: Stages, efficiency: dict[str, Any] | None) -> list[Result]:
+    """The paper's headline claims, judged: SoLo-X > X long for each algorithm, SoLo cheaper (time, memory)."""
+    return judge([*solo_claims(stages), *cheaper_claims(efficiency)])
 
 
 def check_efficiency(efficiency: dict[str, Any]) -> list[dict[str, Any]]:
@@ -217,58 +243,6 @@ def _compare(solo: dict[str, Any], other: dict[str, Any]) -> str:
     )
 
 
-def cheaper_lines(efficiency: dict[str, Any] | None) -> list[str]:
-    """ "SoLo cheaper in time and memory" against the paper's vanilla (per-sample long PO), at the longest length
-    measured, plus the same comparison against the kit's own shared-prefix long PO (no paper claim there)."""
-    trend = "SoLo cheaper in time and memory"
-    if efficiency is None:
-        return [f"{trend}: cannot be checked (efficiency not measured; {PAPER_EFFICIENCY})"]
-    all_rows = check_efficiency(efficiency)
-    rows = measured(all_rows)
-    if not rows:
-        return [f"{trend}: cannot be checked (no measured efficiency rows; {PAPER_EFFICIENCY})"]
-    length = max(r["long_tokens"] for r in rows)
-    both = [r["long_tokens"] for r in rows if r["mode"] == "long" and r["forward"] == PER_SAMPLE]
-    if both and _pick([r for r in rows if r["long_tokens"] == max(both)], "solopo") is not None:
-        length = max(both)  # the longest length where solopo and the vanilla both ran
-    at = [r for r in rows if r["long_tokens"] == length]
-    # against per-sample vanilla, a per-sample solopo row isolates SoLo's own saving from prefix sharing
-    solo, vanilla = _pick(at, "solopo", PER_SAMPLE), _pick([r for r in at if r["forward"] == PER_SAMPLE], "long")
-    if solo is None or vanilla is None:
-        lines = [
-            f"{trend}: cannot be checked (needs a 'solopo' row and a 'long' row with forward '{PER_SAMPLE}' at "
-            f"{length} long tokens; {PAPER_EFFICIENCY})"
-        ]
-    else:
-        cheaper = solo["step_s"] < vanilla["step_s"] and solo["peak_mib"] < vanilla["peak_mib"]
-        verdict = "reproduced" if cheaper else "not reproduced"
-        lines = [f"{trend}: {verdict} (at {length} long tokens, {_compare(solo, vanilla)}; {PAPER_EFFICIENCY})"]
-    kit_solo = _pick(at, "solopo", SHARED_PREFIX)
-    kit_long = _pick([r for r in at if r["forward"] == SHARED_PREFIX], "long")
-    if kit_solo is not None and kit_long is not None:
-        lines.append(
-            f"SoLo against the kit's shared-prefix long PO (no paper claim): at {length} long tokens, "
-            f"{_compare(kit_solo, kit_long)}; the kit's long PO already runs the long prompt once per pair, so a "
-            "small saving, or none, is expected here"
-        )
-    return lines + _only_solopo_fits(all_rows)
-
-
-def _only_solopo_fits(rows: list[dict[str, Any]]) -> list[str]:
-    """A line for each long length where the vanilla (per-sample long PO) failed and a solopo case ran."""
-    lines = []
-    for length in sorted({r["long_tokens"] for r in rows}):
-        at = [r for r in rows if r["long_tokens"] == length]
-        vanilla = [r for r in at if r["mode"] == "long" and r["forward"] == PER_SAMPLE and "failed" in r]
-        solo = _pick(measured(at), "solopo", SHARED_PREFIX)
-        if vanilla and solo is not None:
-            lines.append(
-                f"At {length} long tokens only SoLo trained: {_row_label(solo)} took {solo['step_s']:.3f} s and "
-                f"{solo['peak_mib']:.1f} MiB, {_row_label(vanilla[0])} did not run ({vanilla[0]['failed']})"
-            )
-    return lines
-
-
 def plot_po_training(train_runs: dict[str, Path], out_png: Path) -> Path:
     """Panels loss, margin, accuracy per step, one line per run; missing or null values are skipped."""
     fig = Figure(figsize=(13, 4.2), layout="constrained")
@@ -321,53 +295,64 @@ def po_training_summary(train_runs: dict[str, Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _differences_section(scores: dict[str, EvalScores]) -> list[str]:
+def _differences_section(scores: Stages) -> list[str]:
     pairs = solopo_pairs(list(scores))
-    lines = ["## Differences (this run)", ""]
+    lines = ["## Exploratory: differences on long contexts", ""]
     if not pairs:
         return [*lines, "No stage pair to compare on long contexts.", ""]
-    lines += ["On long contexts:", "", difference_table(scores, pairs)]
+    lines += [difference_table(scores, pairs)]
     return [*lines, "By task (same intervals):", "", task_difference_table(scores, pairs)]
 
 
 def write_solopo_report(
     out_dir: Path,
-    long_evals: dict[str, Path],
-    short_evals: dict[str, Path],
+    long_evals: dict[str, list[Path]],
+    short_evals: dict[str, list[Path]],
     train_runs: dict[str, Path],
     efficiency: dict[str, Any] | None,
     notes: list[str],
+    profile: str = "",
+    seeds: Sequence[int] = (0,),
+    timings_s: dict[str, float] | None = None,
 ) -> Path:
-    """Write report.md, scores.png and (with training runs) training.png into out_dir; returns report.md's path."""
+    """Write report.md, summary.json, scores.png and (with training runs) training.png into out_dir; returns
+    report.md's path. Evaluations: each stage's run folders, one per training seed."""
     if not long_evals:
         raise ReproError("the report needs at least one long-context evaluation run")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    long_scores = {name: load_eval(path) for name, path in long_evals.items()}
-    short_scores = {name: load_eval(path) for name, path in short_evals.items()}
+    long_scores: Stages = {name: [load_eval(p) for p in paths] for name, paths in long_evals.items()}
+    short_scores: Stages = {name: [load_eval(p) for p in paths] for name, paths in short_evals.items()}
+    results = claims(long_scores, efficiency)
     lines = ["# SoLoPO reproduction report", "", "## Notes", ""]
     lines += [f"- {note}" for note in notes] or ["- (none given)"]
-    lines += ["", "## Runs", ""]
-    lines += [f"- long-context evaluation `{name}`: `{path}`" for name, path in long_evals.items()]
-    lines += [f"- short-context evaluation `{name}`: `{path}`" for name, path in short_evals.items()]
-    lines += [f"- training `{name}`: `{path}`" for name, path in train_runs.items()]
-    lines += ["", "## Scores on long contexts (this run)", "", stage_table(long_scores)]
+    lines += ["", "## The paper's claims on this run", ""]
+    lines += [f"- {r.line()}" for r in results]
+    lines += ["", method_note(results), ""]
+    lines += ["## Scores on long contexts (this run)", "", stage_table(long_scores)]
     if short_scores:
         lines += ["## Scores on short contexts (this run)", "", stage_table(short_scores)]
-    plot_stage_scores(long_scores, short_scores, out_dir / "scores.png")
+    count = seed_count(long_scores)
+    plot_stage_scores({n: pooled(r, count) for n, r in long_scores.items()},
+                      {n: pooled(r, count) for n, r in short_scores.items()}, out_dir / "scores.png")  # fmt: skip
     lines += ["![Overall score per stage](scores.png)", ""]
     lines += ["## The paper's table (its model, its benchmarks)", "", paper_table()]
     lines += _differences_section(long_scores)
     lines += ["## Efficiency (measured in this run)", ""]
     lines += [efficiency_tables(efficiency) if efficiency is not None else "Not measured in this run.\n"]
-    lines += ["## Paper trends", ""]
-    lines += [f"- {line}" for line in [*solo_beats_long_lines(long_scores), *cheaper_lines(efficiency)]]
-    lines += ["", "## Preference-optimisation training", ""]
+    lines += ["## Preference-optimisation training", ""]
     if train_runs:
         plot_po_training(train_runs, out_dir / "training.png")
         lines += [po_training_summary(train_runs), "![Loss, margin and accuracy per step](training.png)"]
     else:
         lines.append("No training run given.")
+    lines += ["", "## Runs", ""]
+    lines += [f"- long-context evaluation `{name}`: " + ", ".join(f"`{p}`" for p in paths)
+              for name, paths in long_evals.items()]  # fmt: skip
+    lines += [f"- short-context evaluation `{name}`: " + ", ".join(f"`{p}`" for p in paths)
+              for name, paths in short_evals.items()]  # fmt: skip
+    lines += [f"- training `{name}`: `{path}`" for name, path in train_runs.items()]
     report = out_dir / "report.md"
     atomic_write_text(report, "\n".join(lines) + "\n")
+    write_summary(out_dir, "solopo", profile, seeds, long_scores, results, timings_s or {})
     return report

@@ -30,7 +30,8 @@ from repro.fsio import atomic_write_json
 from repro.pipeline.data import model_and_data
 from repro.pipeline.policy import warmup_sft_policy
 from repro.pipeline.profiles import load_profile, stage_values
-from repro.pipeline.stages import StageClock, evaluate_policy, load_stage_recipe, train_and_export
+from repro.pipeline.stages import StageClock, evaluate_policy, load_stage_recipe, seed_folder, train_and_export
+from repro.runrecord import write_environment
 
 log = logging.getLogger("repro.reproduce")
 
@@ -71,14 +72,21 @@ class SoloProfile:
     efficiency: Efficiency = field(default_factory=Efficiency)
     # the policy pairs are sampled from: the L1 warm-up SFT policy ("l1-sft") or the recipe's own model
     policy: Literal["l1-sft", "recipe"] = "l1-sft"
+    seeds: list[int] = field(default_factory=lambda: [0])  # pairs, training and evaluation once per seed
+    longer: str = ""  # what the next longer profile would add, for the report
     train_data: str = TRAIN_DATA
     test_data: str = TEST_DATA
 
 
 def reproduce_solopo(
-    profile_name: str, out: Path, algorithms: tuple[str, ...] | None = None, l1_out: Path = Path("runs/reproduce-l1")
+    profile_name: str,
+    out: Path,
+    algorithms: tuple[str, ...] | None = None,
+    l1_out: Path = Path("runs/reproduce-l1"),
+    seeds: tuple[int, ...] | None = None,
 ) -> Path:
-    """Run (or finish) every stage of the SoLoPO reproduction into `out`; returns report.md's path."""
+    """Run (or finish) every stage of the SoLoPO reproduction into `out`, once per training seed (the profile's
+    unless given); returns report.md's path."""
     from repro.solopo.report import write_solopo_report
 
     profile = load_profile("solopo", profile_name, SoloProfile)
@@ -86,8 +94,10 @@ def reproduce_solopo(
     for name in chosen:
         if name not in ALGO_LABELS:
             raise ReproError(f"--algorithms: expected dpo, simpo and/or orpo, got '{name}'")
+    seeds = seeds or tuple(profile.seeds)
     base = load_stage_recipe(profile.recipe, {}, "solopo")  # checked before anything runs
     out.mkdir(parents=True, exist_ok=True)
+    write_environment(out, seed=list(seeds), data_files=[profile.train_data, profile.test_data])
     clock = StageClock(out)
 
     with clock("default model and data"):
@@ -95,52 +105,63 @@ def reproduce_solopo(
             model_and_data(base.model.source)
             _solopo_data(base)
         _short_test_file(profile.test_data)
-    if profile.policy == "l1-sft":
-        with clock("warm-up SFT (L1's)"):
-            sft_policy, start = warmup_sft_policy("gpu" if profile_name == "gpu" else "cpu", l1_out), "SFT"
-    else:
-        sft_policy, start = base.model.source, "base"
-    pairs = {}
-    for context in ("short", "long"):
-        with clock(f"pairs on the {context} context"):
-            pairs[context] = _pairs(profile, context, sft_policy, out)
-    counts = {context: _pair_count(path) for context, path in pairs.items()}
-    skipped = []
-    policies = {start: str(sft_policy)}
-    train_runs = {}
-    for algo in chosen:
-        for mode in ("solopo", "long", *(("expand_long",) if algo == "dpo" else ())):
-            label = f"{ALGO_LABELS[algo]} {mode}"
-            context = "long" if mode == "long" else "short"
-            if counts[context] == 0:
-                skipped.append(label)
-                continue
-            with clock(f"train {label}"):
-                recipe = _train_recipe(profile, algo, mode, pairs[context], sft_policy, counts[context])
-                policies[label] = str(_train(recipe, f"{algo}-{mode}", out))
-                train_runs[label] = out / f"{algo}-{mode}"
-    long_evals, short_evals = {}, {}
+    long_evals: dict[str, list[Path]] = {}
+    short_evals: dict[str, list[Path]] = {}
+    train_runs, skipped, pair_lines = {}, [], []
     long_values, short_values = stage_values(profile.set, "eval"), stage_values(profile.set, "short_eval")
-    for label, source in policies.items():
+
+    def evaluate(label: str, source: str, where: Path) -> None:
         slug = label.lower().replace(" ", "-")
-        with clock(f"evaluate {label} (long)"):
-            long_dir = out / f"eval-{slug}"
-            long_evals[label] = evaluate_policy(profile.eval_recipe, long_values, source, profile.test_data, long_dir)
-        with clock(f"evaluate {label} (short)"):
-            short_dir = out / f"eval-{slug}-short"
-            short_data = _short_path(profile.test_data)
-            short_evals[label] = evaluate_policy(profile.eval_recipe, short_values, source, short_data, short_dir)
+        with clock(f"evaluate {label} (long, {where.name})"):
+            run = evaluate_policy(profile.eval_recipe, long_values, source, profile.test_data, where / f"eval-{slug}")
+            long_evals.setdefault(label, []).append(run)
+        with clock(f"evaluate {label} (short, {where.name})"):
+            short_dir = where / f"eval-{slug}-short"
+            run = evaluate_policy(profile.eval_recipe, short_values, source, _short_path(profile.test_data), short_dir)
+            short_evals.setdefault(label, []).append(run)
+
+    if profile.policy != "l1-sft":  # the recipe's own model: one start policy for every seed
+        evaluate("base", base.model.source, out)
+    for seed in seeds:
+        where = seed_folder(out, seed)
+        if profile.policy == "l1-sft":
+            with clock(f"warm-up SFT (L1's, seed {seed})"):
+                start = warmup_sft_policy("gpu" if profile_name == "gpu" else "cpu", l1_out, seed)
+            evaluate("SFT", str(start), where)
+        else:
+            start = Path(base.model.source)
+        pairs = {}
+        for context in ("short", "long"):
+            with clock(f"pairs on the {context} context (seed {seed})"):
+                pairs[context] = _pairs(profile, context, start, where, seed)
+        counts = {context: _pair_count(path) for context, path in pairs.items()}
+        pair_lines += [_pairs_line(where, context, seed) for context in pairs]
+        for algo in chosen:
+            for mode in ("solopo", "long", *(("expand_long",) if algo == "dpo" else ())):
+                label = f"{ALGO_LABELS[algo]} {mode}"
+                context = "long" if mode == "long" else "short"
+                if counts[context] == 0:
+                    skipped.append(f"{label} (seed {seed})")
+                    continue
+                with clock(f"train {label} (seed {seed})"):
+                    recipe = _train_recipe(profile, algo, mode, pairs[context], start, counts[context], seed)
+                    policy = str(_train(recipe, f"{algo}-{mode}", where))
+                    train_runs.setdefault(label, where / f"{algo}-{mode}")
+                evaluate(label, policy, where)
     with clock("efficiency"):
         efficiency = _efficiency(profile, base.model.source, out)
 
     notes = [
-        f"Profile `{profile_name}` ({profile.budget}); algorithms: {', '.join(chosen)}.",
+        f"Profile `{profile_name}` ({profile.budget}); algorithms: {', '.join(chosen)}; training seeds: "
+        f"{', '.join(map(str, seeds))}.",
         *clock.lines(),
         *(CPU_NOTES if profile.policy == "l1-sft" else WORKSTATION_NOTES),
-        *(_pairs_line(out, context) for context in pairs),
+        *pair_lines,
         *([f"Not trained (no pair to train on): {', '.join(skipped)}."] if skipped else []),
+        *([f"What a longer profile adds: {profile.longer}"] if profile.longer else []),
     ]
-    return write_solopo_report(out, long_evals, short_evals, train_runs, efficiency, notes)
+    evals = (long_evals, short_evals, train_runs, efficiency)
+    return write_solopo_report(out, *evals, notes, profile_name, seeds, clock.times)
 
 
 def _solopo_data(base: Recipe) -> None:
@@ -172,12 +193,13 @@ def _short_test_file(test_data: str) -> None:
         write_records(_short_path(test_data), [short_record(r) for r in records])
 
 
-def _pairs(profile: SoloProfile, context: str, policy: Path, out: Path) -> Path:
+def _pairs(profile: SoloProfile, context: str, policy: Path, out: Path, seed: int) -> Path:
     from repro.solopo.sample import PAIRS_FILE, make_pairs
 
     run_dir = out / f"pairs-{context}"
     if not (run_dir / "summary.json").is_file():
         values = {"model.source": str(policy), "solopo.data": profile.train_data, "solopo.context": context}
+        values["seed"] = seed
         values.update(stage_values(profile.set, "pairs"))
         recipe = load_stage_recipe(profile.recipe, values, f"solopo-pairs-{context}")
         make_pairs(recipe, run_dir, resume=run_dir.is_dir())
@@ -188,19 +210,23 @@ def _pair_count(pairs: Path) -> int:
     return int(json.loads((pairs.parent / "summary.json").read_text())["pairs"])
 
 
-def _pairs_line(out: Path, context: str) -> str:
+def _pairs_line(out: Path, context: str, seed: int) -> str:
     s = json.loads((out / f"pairs-{context}" / "summary.json").read_text())
     if "no_correct" not in s:  # pairs made before they were a correct against a wrong response
         return f"Pairs sampled on the {context} context (best against worst): {s['pairs']} from {s['examples']}."
     return (
-        f"Pairs sampled on the {context} context (a correct response against a wrong one): {s['pairs']} from "
+        f"Pairs sampled on the {context} context, seed {seed} (a correct response against a wrong one): "
+        f"{s['pairs']} from "
         f"{s['examples']} examples ({s['no_correct']} skipped: no response correct; {s['no_wrong']}: no response "
         f"wrong; {s['too_long']}: needed documents over the prompt budget)."
     )
 
 
-def _train_recipe(profile: SoloProfile, algo: str, mode: str, pairs: Path, policy: Path, n_pairs: int) -> Recipe:
+def _train_recipe(
+    profile: SoloProfile, algo: str, mode: str, pairs: Path, policy: Path, n_pairs: int, seed: int
+) -> Recipe:
     values = {
+        "seed": seed,
         "model.source": str(policy),
         "solopo.pairs": str(pairs),
         "solopo.algorithm": algo,
