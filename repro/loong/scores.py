@@ -74,8 +74,8 @@ def _read_judgements(path: Path) -> dict[str, float | None]:
     return scores
 
 
-def load_eval(run_dir: str | Path) -> EvalScores:
-    """Per item id: score, task and length set, joined from judgements.jsonl and the recipe's eval.data records."""
+def eval_data_file(run_dir: str | Path) -> str:
+    """The record file an evaluation run read: its recipe.yaml's eval.data."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReproError(f"{run_dir}: evaluation run folder not found")
@@ -93,6 +93,13 @@ def load_eval(run_dir: str | Path) -> EvalScores:
     )
     if not isinstance(data, str) or not data:
         raise ReproError(f"{recipe_path}: no eval.data key naming the record file")
+    return data
+
+
+def load_eval(run_dir: str | Path) -> EvalScores:
+    """Per item id: score, task and length set, joined from judgements.jsonl and the recipe's eval.data records."""
+    run_dir = Path(run_dir)
+    data = eval_data_file(run_dir)
     scores = _read_judgements(run_dir / "judgements.jsonl")
     records = {r.id: r for r in read_records(data).records}
     unknown = [i for i in scores if i not in records]

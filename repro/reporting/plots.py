@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,7 +134,9 @@ def plot_training(rl_runs: dict[str, Path], out_png: Path) -> Path:
     return save_png(fig, out_png)
 
 
-def plot_step_lines(ax: Any, runs: dict[str, list[dict[str, Any]]], key: str, phases: bool = False) -> bool:
+def plot_step_lines(
+    ax: Any, runs: dict[str, list[dict[str, Any]]], key: str, phases: bool = False, linestyle: str = "-"
+) -> bool:
     """One line per run of `key` against the step (dashed at phase changes with `phases`); False if none had it."""
     drawn = False
     for i, (name, rows) in enumerate(runs.items()):
@@ -142,7 +145,7 @@ def plot_step_lines(ax: Any, runs: dict[str, list[dict[str, Any]]], key: str, ph
             continue
         drawn = True
         xs, ys = zip(*points, strict=True)
-        ax.plot(xs, ys, color=f"C{i}", label=name, marker="." if len(points) < 30 else None)
+        ax.plot(xs, ys, color=f"C{i}", label=name, linestyle=linestyle, marker="." if len(points) < 30 else None)
         for x in phase_changes(rows) if phases else []:
             ax.axvline(x, color=f"C{i}", linestyle="--", linewidth=0.9, alpha=0.6)
     ax.set_title(key)
@@ -167,4 +170,140 @@ def plot_scores_by_set(stages: dict[str, EvalScores], out_png: Path) -> Path:
     ax.set_xlabel("length set (longer inputs to the right)")
     ax.set_ylabel("avg score (0-100)")
     ax.set_title("Score by length set")
+    return save_png(fig, out_png)
+
+
+VERDICT_COLORS = {"reproduced": "tab:green", "not reproduced": "tab:red", "inconclusive": "dimgray"}
+
+
+def forest_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The claims top to bottom: primary ones first, each group in the order given."""
+    return sorted(rows, key=lambda row: not row.get("primary", False))
+
+
+def forest_plot(
+    rows: list[dict[str, Any]],
+    out_png: str | Path,
+    xlabel: str = "difference (score points, 0-100 scale)",
+    title: str = "Each claim's difference with its interval",
+) -> Path:
+    """One row per claim: its interval and mean, the paper's effect (open diamond) where given, the verdict at right.
+
+    rows: {"claim", "mean", "low", "high", "paper" (number or None), "verdict", "primary"}; primary claims come
+    first and say so. A row without a finite mean and interval says "no estimate"; no rows at all say "no data".
+    """
+    rows = forest_order(rows)
+    fig = Figure(figsize=(9, 1.6 + 0.55 * max(1, len(rows))), layout="constrained")
+    ax = fig.subplots()
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    if not rows:
+        no_data(ax)
+        ax.set_yticks([])
+        return save_png(fig, out_png)
+    ys = [len(rows) - 1 - k for k in range(len(rows))]
+    ax.axvline(0.0, color="gray", linestyle=":", linewidth=1)
+    for y, row in zip(ys, rows, strict=True):
+        color = VERDICT_COLORS.get(str(row.get("verdict")), "black")
+        mean, low, high = number(row, "mean"), number(row, "low"), number(row, "high")
+        if mean is None or low is None or high is None:
+            ax.text(0.0, y, " no estimate", va="center", color="gray", fontsize="small")
+        else:
+            ax.hlines(y, low, high, color=color, linewidth=2)
+            ax.plot([mean], [y], "o", color=color)
+        paper = number(row, "paper")
+        if paper is not None:
+            ax.plot([paper], [y], "D", color="black", markerfacecolor="none", markersize=8)
+    primaries = sum(1 for row in rows if row.get("primary", False))
+    if 0 < primaries < len(rows):
+        ax.axhline(len(rows) - primaries - 0.5, color="lightgray", linewidth=1)
+    labels = [_claim_label(row) for row in rows]
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_yticks(ys, labels)
+    for tick, row in zip(ax.get_yticklabels(), rows, strict=True):
+        tick.set_fontweight("bold" if row.get("primary", False) else "normal")
+    right = ax.twinx()
+    right.set_ylim(ax.get_ylim())
+    right.set_yticks(ys, [str(row.get("verdict", "")) for row in rows])
+    right.tick_params(length=0)
+    for tick, row in zip(right.get_yticklabels(), rows, strict=True):
+        tick.set_color(VERDICT_COLORS.get(str(row.get("verdict")), "black"))
+    handles = [
+        Line2D([], [], color="black", marker="o", label="mean difference and interval"),
+        Line2D([], [], color="black", marker="D", markerfacecolor="none", linestyle="none", label="paper's effect"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize="small")
+    return save_png(fig, out_png)
+
+
+def _claim_label(row: dict[str, Any]) -> str:
+    text = textwrap.fill(str(row.get("claim", "")), 40)
+    return f"{text}\n(primary)" if row.get("primary", False) else text
+
+
+def loss_points(rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """(step, loss) per metrics row; the loss is NaN where it is null or missing (a skipped update): a gap."""
+    return [(step_of(row, j), math.nan if (v := number(row, "loss")) is None else v) for j, row in enumerate(rows)]
+
+
+def plot_loss_curve(run_dir: str | Path, out_png: str | Path, title: str) -> Path:
+    """A training run's loss per step from its metrics.jsonl (SFT, the CPRS compressor); skipped steps are gaps."""
+    points = loss_points(read_step_rows(run_dir))
+    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    ax = fig.subplots()
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    gaps = sum(1 for _, loss in points if math.isnan(loss))
+    if gaps == len(points):
+        no_data(ax)
+        return save_png(fig, out_png)
+    xs, ys = zip(*points, strict=True)
+    ax.plot(xs, ys, color="C0", marker="." if len(points) < 30 else None)
+    if gaps:
+        note = f"{gaps} step{'s' if gaps > 1 else ''} without a loss (skipped updates): gaps"
+        ax.text(0.99, 0.98, note, transform=ax.transAxes, ha="right", va="top", color="gray", fontsize="small")
+    return save_png(fig, out_png)
+
+
+def kept_share(row: Mapping[str, Any]) -> float | None:
+    """Share of the round's generated groups that were kept, 1 - filtered_share; None on rows without it."""
+    filtered = number(row, "filtered_share")
+    return None if filtered is None else 1.0 - filtered
+
+
+def plot_rl_steps(rl_runs: dict[str, Path], out_png: str | Path) -> Path:
+    """Per RL step: reward_mean, the kept share of generated groups, clip fractions low and high; a line per run.
+
+    Rows without a panel's key (update steps after a round's first carry no round metrics) are left out of it;
+    a panel no run has says "no data".
+    """
+    runs = {name: read_step_rows(path) for name, path in rl_runs.items()}
+    kept = {
+        name: [{"step": step_of(r, j), "kept_share": v} for j, r in enumerate(rows) if (v := kept_share(r)) is not None]
+        for name, rows in runs.items()
+    }
+    fig = Figure(figsize=(13, 4.5), layout="constrained")
+    reward_ax, kept_ax, clip_ax = fig.subplots(1, 3)
+    if not plot_step_lines(reward_ax, runs, "reward_mean", phases=True):
+        no_data(reward_ax)
+    if plot_step_lines(kept_ax, kept, "kept_share"):
+        kept_ax.set_ylim(-0.03, 1.03)
+    else:
+        no_data(kept_ax)
+    kept_ax.set_title("kept share of generated groups")
+    kept_ax.set_ylabel("kept share of generated groups (1 − filtered_share)")
+    low = plot_step_lines(clip_ax, runs, "clip_frac_low")
+    high = plot_step_lines(clip_ax, runs, "clip_frac_high", linestyle=":")
+    if not (low or high):
+        no_data(clip_ax)
+    clip_ax.set_title("clip fractions")
+    clip_ax.set_ylabel("share of tokens clipped")
+    handles = [Line2D([], [], color=f"C{i}", label=name) for i, name in enumerate(runs)]
+    handles += [
+        Line2D([], [], color="gray", linestyle="--", label="phase change"),
+        Line2D([], [], color="black", label="clip low"),
+        Line2D([], [], color="black", linestyle=":", label="clip high"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6))
     return save_png(fig, out_png)
