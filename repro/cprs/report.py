@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
 from repro.cprs.baselines import CHUNK_TOKENS
 from repro.fsio import atomic_write_text
-from repro.loong.scores import EvalScores, load_eval
-from repro.reporting.bootstrap import is_noise
-from repro.reporting.plots import plot_scores_by_set, save_png
-from repro.reporting.tables import difference, difference_table, direction, format_span, stage_table
+from repro.loong.scores import load_eval
+from repro.reporting.claims import (
+    Claim,
+    Evidence,
+    Result,
+    faster_evidence,
+    greater_evidence,
+    judge,
+    linear_evidence,
+    method_note,
+    not_worse_evidence,
+    paired_scores,
+)
+from repro.reporting.figures import claims_figure, items_section
+from repro.reporting.plots import plot_loss_curve, plot_scores_by_set, save_png
+from repro.reporting.stats import power_law_fit
+from repro.reporting.summary import write_summary
+from repro.reporting.tables import Stages, difference_table, pooled, seed_count, stage_table
 
 PAPER = (
     "QwenLong-CPRS (arXiv 2505.18092), with Qwen2.5-7B-Instruct reading: Ruler-128K 43.45 -> 90.24 and "
@@ -20,99 +35,77 @@ PAPER = (
     "at 128K; compression time linear in the context length"
 )
 PAPER_RATIO = 21.59
-LINEAR_SLACK = 1.1  # time(4n) / time(n) at most 4.4: linear, with 10% slack
+BM25_MARGIN = 5.0  # "compressed >= BM25 at equal budget": not worse by more than this many points
+LINEAR_MARGIN = 0.2  # "linear time": the fitted exponent of time against length within 1 +- this
 
 
-def trend_lines(scores: dict[str, EvalScores], ratios: dict, timing: dict, latency: dict) -> list[str]:
-    """One line per paper trend, with its numbers and whether it reproduced here."""
-    lines, unsettled = [], []
-    sets = sorted({s for sc in scores.values() for s in sc.length_sets()})
-    if "full" in scores and "cprs" in scores and sets:
-        longest = sets[-1]
-        diff = difference(scores, "full", "cprs", longest)
-        if diff is not None:
-            if is_noise(*diff[1:3]):
-                unsettled.append(f"CPRS against the full context on set {longest} ({diff[3]} items)")
-            lines.append(
-                f"Compressed > full context on the longest set (set {longest}): {direction(*diff[:3])} "
-                f"(cprs − full = {format_span(*diff[:3])} over {diff[3]} items; paper: +46.8 on Ruler-128K)"
-            )
-    for method, claim, what, paper in (
-        ("bm25", "at the same token budget", "BM25", "the paper's RAG keeps a fixed 16K instead"),
-        (
-            "bm25-fixed",
-            "at a fixed budget per set (the paper's RAG: 16K tokens of 128K)",
-            "BM25 at a fixed budget",
-            "paper: +4.27 Ruler-128K, +7.64 InfiniteBench",
-        ),
-    ):
-        diff = difference(scores, method, "cprs", None) if method in scores and "cprs" in scores else None
-        if diff is not None:
-            if is_noise(*diff[1:3]):
-                unsettled.append(f"CPRS against {what} ({diff[3]} items)")
-            lines.append(
-                f"Compressed > BM25 {claim}: {direction(*diff[:3])} "
-                f"(cprs − {method} = {format_span(*diff[:3])} over {diff[3]} items; {paper})"
-            )
-    lines += oracle_lines(scores)
-    if ratios:
-        kept = sum(r["kept_tokens"] for r in ratios.values())
-        overall = sum(r["input_tokens"] for r in ratios.values()) / max(kept, 1e-9)
-        lines.append(
-            f"Compression ratio: {overall:.2f}x here (mean tokens in / kept over the sets; paper: {PAPER_RATIO}x on "
-            "128K contexts) — not comparable in size: these contexts are 25-250x shorter"
-        )
-    growth = timing_growth(timing)
-    if growth is not None:
-        a, b, ratio = growth
-        bound = LINEAR_SLACK * b / a
-        verdict = "reproduced" if ratio <= bound else "not reproduced"
-        lines.append(
-            f"Compression time grows linearly: {verdict} (time({b:,} tokens) / time({a:,}) = {ratio:.2f} for "
-            f"{b / a:.0f}x the tokens; linear = {b / a:.0f}, bound {bound:.1f} = 10% over linear)"
-        )
+def score_claims(stages: Stages) -> list[tuple[Claim, Evidence | None, str]]:
+    """Compressed > full on the longest set and compressed >= BM25 at the same budget (primary); compressed > BM25
+    at a fixed budget per set, and the oracle against full and CPRS (exploratory)."""
+    out: list[tuple[Claim, Evidence | None, str]] = []
+    sets = sorted({s for runs in stages.values() for sc in runs for s in sc.length_sets()})
+
+    def pair(before: str, after: str, **where) -> tuple[list, list] | None:
+        if before not in stages or after not in stages:
+            return None
+        a, b = paired_scores(stages[before], stages[after], **where)
+        return (a, b) if a and a[0] else None
+
+    longest = sets[-1] if sets else None
+    claim = Claim(f"Compressed > full context on the longest set (set {longest})", "greater",
+                  "+46.8 on Ruler-128K (43.45 -> 90.24, Qwen2.5-7B reading)", paper_effect=46.8)  # fmt: skip
+    got = pair("full", "cprs", length_set=longest) if longest is not None else None
+    out.append((claim, greater_evidence(*got) if got else None, "needs the reader on full and CPRS contexts"))
+    paper = "RAG below CPRS: +4.3 Ruler-128K, +7.6 InfiniteBench (RAG at a fixed 16K)"
+    claim = Claim("Compressed ≥ BM25 at the same token budget", "not_worse", paper, margin=BM25_MARGIN)
+    got = pair("bm25", "cprs")
+    out.append((claim, not_worse_evidence(*got, BM25_MARGIN) if got else None, "needs BM25 and CPRS contexts"))
+    claim = Claim("Compressed > BM25 at a fixed budget per set (the paper's RAG: 16K of 128K)", "greater",
+                  "+4.27 Ruler-128K, +7.64 InfiniteBench", primary=False, paper_effect=4.27)  # fmt: skip
+    got = pair("bm25-fixed", "cprs")
+    out.append((claim, greater_evidence(*got) if got else None, "needs fixed-budget BM25 and CPRS contexts"))
+    for other in ("full", "cprs"):
+        claim = Claim(f"The gold evidence alone (oracle) > {other}", "greater", "no paper figure (the paper has no "
+                      "oracle row): how much less text, or a better compressor, could add", primary=False)  # fmt: skip
+        got = pair(other, "oracle")
+        out.append((claim, greater_evidence(*got) if got else None, f"needs the oracle and {other} contexts"))
+    return out
+
+
+def timing_claims(timing: dict, latency: dict) -> list[tuple[Claim, Evidence | None, str]]:
+    """Compression time linear in the length (primary: the exponent of a fit over every repeat at lengths of two
+    windows or more); compress + answer faster than answering on the full context (exploratory, longest set)."""
+    out: list[tuple[Claim, Evidence | None, str]] = []
+    claim = Claim("Compression time linear in the context length", "linear", "linear scaling (window-parallel)",
+                  margin=LINEAR_MARGIN)  # fmt: skip
+    points = [(int(n), t) for n, row in timing.items() if row.get("windows", 0) >= 2
+              for t in row.get("repeats", [row["seconds"]])]  # fmt: skip
+    if len({n for n, _ in points}) >= 2 and len(points) >= 3:
+        fit = power_law_fit([n for n, _ in points], [t for _, t in points])
+        out.append((claim, linear_evidence(fit, LINEAR_MARGIN), ""))
+    else:
+        out.append((claim, None, "needs timings at two lengths of two windows or more"))
     if latency:
         longest = max(latency, key=int)
         row = latency[longest]
-        faster = row["full_s"] / row["cprs_s"] if row["cprs_s"] else math.inf
-        verdict = "reproduced" if faster > 1 else "not reproduced"
-        lines.append(
-            f"Compress + answer faster than answering on the full context (set {longest}): {verdict} "
-            f"({row['cprs_s']:.1f} s against {row['full_s']:.1f} s, {faster:.2f}x; paper: 3.47x at 128K)"
-        )
-    if unsettled:
-        lines.append(
-            f"This run cannot separate {' or '.join(unsettled)} beyond the noise: that needs more held-out items "
-            "than this run has"
-        )
-    return lines
+        claim = Claim(f"Compress + answer faster than answering on the full context (set {longest})", "faster",
+                      "3.47x faster at 128K", primary=False)  # fmt: skip
+        new, old = row.get("cprs_repeats", [row["cprs_s"]]), row.get("full_repeats", [row["full_s"]])
+        out.append((claim, faster_evidence(new, old), ""))
+    return out
 
 
-def oracle_lines(scores: dict[str, EvalScores]) -> list[str]:
-    """How the reader does on the gold evidence alone: against the full context (can less text help this reader?)
-    and against CPRS (how much a better compressor could add). No paper figure: the paper has no oracle row."""
-    if "oracle" not in scores:
-        return []
-    parts = []
-    for other in ("full", "cprs"):
-        diff = difference(scores, "oracle", other, None) if other in scores else None
-        if diff is not None:
-            parts.append(f"{other} − oracle = {format_span(*diff[:3])} over {diff[3]} items")
-    if not parts:
-        return []
-    return [f"The reader on the gold evidence alone (oracle, the best a compressor could keep): {'; '.join(parts)}"]
+def claims(stages: Stages, timing: dict, latency: dict) -> list[Result]:
+    return judge([*score_claims(stages), *timing_claims(timing, latency)])
 
 
-def timing_growth(timing: dict) -> tuple[int, int, float] | None:
-    """(shorter length, longer length, time ratio) over the two longest timed lengths 4x apart (8K and 32K when
-    timed), else the longest pair timed."""
-    lengths = sorted(int(k) for k in timing)
-    if len(lengths) < 2:
-        return None
-    pairs = [(a, b) for a in lengths for b in lengths if b == 4 * a]
-    a, b = pairs[-1] if pairs else (lengths[-2], lengths[-1])
-    ta, tb = timing[str(a)]["seconds"], timing[str(b)]["seconds"]
-    return a, b, (tb / ta if ta else math.inf)
+def ratio_line(ratios: dict) -> str:
+    kept = sum(r["kept_tokens"] for r in ratios.values())
+    overall = sum(r["input_tokens"] for r in ratios.values()) / max(kept, 1e-9)
+    return (
+        f"Compression ratio: {overall:.2f}x here (mean tokens in / kept over the sets; paper: {PAPER_RATIO}x on "
+        "128K contexts) — not comparable in size: these contexts are 25-250x shorter"
+    )
 
 
 def context_legend(bm25_budgets: dict[int, int] | None) -> str:
@@ -171,38 +164,55 @@ def plot_timing(timing: dict, out_png: Path) -> Path:
 
 def write_cprs_report(
     out_dir: Path,
-    evals: dict[str, Path],
+    evals: dict[str, list[Path]],
     spans: dict[str, tuple[float, float, float]],
     ratios: dict,
     latency: dict,
     timing: dict,
     notes: list[str],
     bm25_budgets: dict[int, int] | None = None,
+    profile: str = "",
+    seeds: Sequence[int] = (0,),
+    timings_s: dict[str, float] | None = None,
+    compressor_run: Path | None = None,
 ) -> Path:
-    """Write report.md, scores_by_set.png and timing.png into out_dir; returns report.md's path."""
+    """Write report.md, summary.json, items.md and the plots into out_dir; returns report.md's path.
+    `evals`: each context's reader evaluations, one per training seed of the compressor (one for a context that
+    does not depend on it: full, bm25-fixed, oracle); spans, ratios and timings are the first seed's."""
     out_dir = Path(out_dir)
-    scores = {method: load_eval(path) for method, path in evals.items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scores: Stages = {method: [load_eval(p) for p in paths] for method, paths in evals.items()}
+    results = claims(scores, timing, latency)
     others = ("full", "bm25", "bm25-fixed", "truncate", "oracle")
     pairs = [(m, "cprs") for m in others if m in scores and "cprs" in scores]
     lines = ["# QwenLong-CPRS reproduction report", "", "## Notes", ""]
     lines += [f"- {note}" for note in notes]
-    lines += ["", "## The reader's scores by context (this run)", "", stage_table(scores)]
+    lines += ["", "## The paper's claims on this run", ""]
+    lines += [f"- {r.line()}" for r in results]
+    lines += [f"- {ratio_line(ratios)}"] if ratios else []
+    lines += ["", method_note(results), ""]
+    lines += claims_figure(results, out_dir)
+    lines += [f"The paper's numbers: {PAPER}. Not this run's models or items: compare trends, not values.", ""]
+    lines += ["## The reader's scores by context (this run)", "", stage_table(scores)]
     lines += [context_legend(bm25_budgets), ""]
     if pairs:
-        lines += ["## Differences (this run)", "", difference_table(scores, pairs)]
+        lines += ["## Exploratory: differences", "", difference_table(scores, pairs)]
     lines += ["## Span quality against the gold evidence", "", span_table(spans)]
     lines += ["Micro-averaged over characters: kept characters inside the gold spans / kept, / gold.", ""]
     lines += ["## Compression ratio by set", "", ratio_table(ratios)]
     lines += ["## Latency", "", latency_table(latency) if latency else "Not measured.\n"]
     lines += ["## Compression time by input length", "", timing_table(timing) if timing else "Not measured.\n"]
-    lines += ["## Paper trends", ""]
-    lines += [f"- {line}" for line in trend_lines(scores, ratios, timing, latency)] or ["- Nothing to check."]
-    lines += ["", f"The paper's numbers: {PAPER}. Not this run's models or items: compare trends, not values.", ""]
-    plot_scores_by_set(scores, out_dir / "scores_by_set.png")
+    count = seed_count(scores)
+    plot_scores_by_set({m: pooled(r, count) for m, r in scores.items()}, out_dir / "scores_by_set.png")
     lines += ["![Score by set per context](scores_by_set.png)", ""]
     if timing:
         plot_timing(timing, out_dir / "timing.png")
         lines += ["![Compression time by length](timing.png)", ""]
+    lines += ["## Items the contexts disagree on", "", *items_section(evals, out_dir)]
+    if compressor_run is not None and (Path(compressor_run) / "metrics.jsonl").is_file():
+        plot_loss_curve(compressor_run, out_dir / "compressor_loss.png", "The compressor's training loss per step")
+        lines += ["## The compressor's training", "", "![The compressor's loss per step](compressor_loss.png)", ""]
     report = out_dir / "report.md"
     atomic_write_text(report, "\n".join(lines))
+    write_summary(out_dir, "cprs", profile, seeds, scores, results, timings_s or {})
     return report

@@ -36,13 +36,15 @@ from repro.fsio import append_jsonl, atomic_write_json
 from repro.pipeline.data import TEST_DATA, TRAIN_DATA, model_and_data, workstation_loong_mini
 from repro.pipeline.policy import warmup_sft_policy
 from repro.pipeline.profiles import load_profile, stage_values
-from repro.pipeline.stages import StageClock, evaluate_policy, load_stage_recipe
+from repro.pipeline.stages import StageClock, evaluate_policy, load_stage_recipe, seed_folder
+from repro.runrecord import write_environment
 
 log = logging.getLogger("repro.reproduce")
 
 # bm25: at the tokens CPRS kept for the item; bm25-fixed: at the profile's budget for the item's set;
 # oracle: the gold evidence sentences alone
 METHODS = ("full", "cprs", "bm25", "bm25-fixed", "truncate", "oracle")
+SEED_FREE = ("full", "bm25-fixed", "oracle")  # contexts that do not depend on the compressor
 GRANULARITIES = ("keyword", "sentence", "paragraph")
 
 
@@ -62,53 +64,76 @@ class CprsProfile:
     train_data: list[str] = field(default_factory=lambda: [TRAIN_DATA])
     test_data: str = TEST_DATA
     reader: str = "l1-sft"  # the L1 warm-up SFT policy, or a model source answering as it is
+    seeds: list[int] = field(default_factory=lambda: [0])  # the compressor trained once per seed
+    repeats: int = 3  # timed repeats per length (compression) and per item (latency)
+    longer: str = ""  # what the next longer profile would add, for the report
     # the fixed BM25 budget per set: 1/8 of the set's longest context, the paper's 16K-token budget at 128K
     bm25_budgets: dict[int, int] = field(default_factory=lambda: {1: 62, 2: 125, 3: 250, 4: 500})
 
 
-def reproduce_cprs(profile_name: str, out: Path, l1_out: Path = Path("runs/reproduce-l1")) -> Path:
-    """Run (or finish) every stage of the CPRS reproduction into `out`; returns report.md's path."""
+def reproduce_cprs(
+    profile_name: str, out: Path, l1_out: Path = Path("runs/reproduce-l1"), seeds: tuple[int, ...] | None = None
+) -> Path:
+    """Run (or finish) every stage of the CPRS reproduction into `out`, the compressor trained once per seed (the
+    profile's unless given); returns report.md's path."""
     from repro.cprs.report import write_cprs_report
 
     profile = load_profile("cprs", profile_name, CprsProfile)
+    seeds = seeds or tuple(profile.seeds)
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock(out)
 
     with clock("default model and data"):
         train_data = training_file(profile, out)
         values = {"cprs.data": train_data, **stage_values(profile.set, "train")}
-        recipe = load_stage_recipe(profile.recipe, values, "cprs")
+        recipes = {seed: load_stage_recipe(profile.recipe, {**values, "seed": seed}, "cprs") for seed in seeds}
         if profile.reader == "l1-sft":
-            model_and_data(recipe.model.source)
+            model_and_data(recipes[seeds[0]].model.source)
         else:
             workstation_loong_mini(load_stage_recipe(profile.eval_recipe, {}, "cprs-eval"))
-    with clock("train the compressor"):
-        compressor = _train_compressor(recipe, out)
+    write_environment(out, seed=list(seeds), data_files=[train_data, profile.test_data])
     if profile.reader == "l1-sft":
         with clock("warm-up SFT (L1's, the reader)"):
             reader = str(warmup_sft_policy("gpu" if profile_name == "gpu" else "cpu", l1_out))
     else:
         reader = profile.reader
     records = _test_records(profile.test_data, profile)
-    recipe.cprs.compressor = str(compressor)
-    with clock("compress the held-out contexts"):
-        compressed = _compress_all(recipe, records, out / "compressions.jsonl")
-    with clock("reduced contexts (CPRS, BM25, truncation, oracle)"):
-        files = _variant_files(recipe, profile, records, compressed, out / "contexts")
-    evals = {}
-    for method, path in files.items():
-        with clock(f"reader on {method}"):
-            evals[method] = _evaluate(profile, reader, str(path), out / f"eval-{method}")
+    evals: dict[str, list[Path]] = {}
+    first: dict = {}
+    for seed in seeds:
+        where, recipe = seed_folder(out, seed), recipes[seed]
+        with clock(f"train the compressor (seed {seed})"):
+            recipe.cprs.compressor = str(_train_compressor(recipe, where))
+        with clock(f"compress the held-out contexts (seed {seed})"):
+            compressed = _compress_all(recipe, records, where / "compressions.jsonl")
+        with clock(f"reduced contexts (seed {seed})"):
+            files = _variant_files(recipe, profile, records, compressed, where / "contexts")
+        for method, path in files.items():
+            shared = method in SEED_FREE
+            if shared and seed != seeds[0]:
+                continue
+            with clock(f"reader on {method}" + ("" if shared else f" (seed {seed})")):
+                run_dir = (out if shared else where) / f"eval-{method}"
+                evals.setdefault(method, []).append(_evaluate(profile, reader, str(path), run_dir))
+        if not first:
+            first = {"recipe": recipe, "compressed": compressed, "where": where}
     with clock("latency"):
-        latency = _latency(profile, records, compressed, reader, out / "latency.json")
+        latency = _latency(profile, records, first["compressed"], reader, out / "latency.json")
     with clock("compression time by length"):
-        timing = _timing(recipe, profile, records, out / "timing.json")
+        timing = _timing(first["recipe"], profile, records, out / "timing.json")
 
-    spans = _span_metrics(records, compressed)
-    notes = [f"Profile `{profile_name}` ({profile.budget}).", *clock.lines()]
-    notes.append(WORKSTATION_NOTE if profile.reader != "l1-sft" else cpu_note(recipe, out / "compressor"))
-    ratios = ratios_by_set(records, compressed)
-    return write_cprs_report(out, evals, spans, ratios, latency, timing, notes, profile.bm25_budgets)
+    spans = _span_metrics(records, first["compressed"])
+    notes = [
+        f"Profile `{profile_name}` ({profile.budget}); compressor training seeds: {', '.join(map(str, seeds))} "
+        "(the reader, the full context, the fixed-budget BM25 and the oracle do not depend on them: evaluated once; "
+        "spans, ratio, latency and timing are the first seed's).",
+        *clock.lines(),
+        WORKSTATION_NOTE if profile.reader != "l1-sft" else cpu_note(first["recipe"], first["where"] / "compressor"),
+        *([f"What a longer profile adds: {profile.longer}"] if profile.longer else []),
+    ]
+    ratios = ratios_by_set(records, first["compressed"])
+    return write_cprs_report(out, evals, spans, ratios, latency, timing, notes, profile.bm25_budgets, profile_name,
+                             seeds, clock.times, first["where"] / "compressor")  # fmt: skip
 
 
 def cpu_note(recipe: Recipe, run_dir: Path) -> str:
@@ -310,15 +335,24 @@ def _latency(profile: CprsProfile, records: list[Record], compressed: dict, read
         generate_texts(loaded.model, loaded.tokenizer, [apply_chat(loaded.tokenizer, text)], gen)
         return time.perf_counter() - started
 
-    result: dict[str, dict[str, float]] = {}
+    result: dict[str, dict] = {}
     for length_set in profile.sets:
         items = [r for r in records if r.length_set == length_set][: profile.latency_items]
         if not items:
             continue
-        full = [answer_seconds(r) for r in items]
         kept = [compressed[r.id]["sentence"] for r in items]
-        short = [c["seconds"] + answer_seconds(_with_context(r, c["text"])) for r, c in zip(items, kept, strict=True)]
-        result[str(length_set)] = {"full_s": statistics.median(full), "cprs_s": statistics.median(short)}
+        full_repeats, cprs_repeats = [], []
+        for _ in range(profile.repeats):  # each repeat: the median over the items
+            full_repeats.append(statistics.median(answer_seconds(r) for r in items))
+            cprs_repeats.append(statistics.median(
+                c["seconds"] + answer_seconds(_with_context(r, c["text"])) for r, c in zip(items, kept, strict=True)
+            ))  # fmt: skip
+        result[str(length_set)] = {
+            "full_s": statistics.median(full_repeats),
+            "cprs_s": statistics.median(cprs_repeats),
+            "full_repeats": full_repeats,
+            "cprs_repeats": cprs_repeats,
+        }
     atomic_write_json(path, result)
     return result
 
@@ -336,11 +370,15 @@ def _timing(recipe: Recipe, profile: CprsProfile, records: list[Record], path: P
     while len(ids) < max(profile.timing_lengths):
         ids = ids + ids
     result = {}
-    for length in profile.timing_lengths:
+    compress(critic, tokenizer, tokenizer.decode(ids[: min(profile.timing_lengths)]), recipe.cprs, "What is asked?")
+    for length in profile.timing_lengths:  # after one warm-up pass, `repeats` timed ones per length
         piece = tokenizer.decode(ids[:length])
-        started = time.perf_counter()
-        made = compress(critic, tokenizer, piece, recipe.cprs, "What is asked?")
-        result[str(length)] = {"seconds": time.perf_counter() - started, "windows": made.windows}
-        log.info("compression of %d tokens: %.1f s", length, result[str(length)]["seconds"])
+        repeats = []
+        for _ in range(profile.repeats):
+            started = time.perf_counter()
+            made = compress(critic, tokenizer, piece, recipe.cprs, "What is asked?")
+            repeats.append(time.perf_counter() - started)
+        result[str(length)] = {"seconds": statistics.median(repeats), "repeats": repeats, "windows": made.windows}
+        log.info("compression of %d tokens: %.1f s (median of %d)", length, statistics.median(repeats), len(repeats))
     atomic_write_json(path, result)
     return result

@@ -20,7 +20,8 @@ from repro.reporting.claims import (
     paired_scores,
     signed,
 )
-from repro.reporting.plots import plot_scores_by_set, plot_training, training_summary
+from repro.reporting.figures import claims_figure, items_section
+from repro.reporting.plots import plot_loss_curve, plot_rl_steps, plot_scores_by_set, plot_training, training_summary
 from repro.reporting.summary import write_summary
 from repro.reporting.tables import (
     Stages,
@@ -150,11 +151,13 @@ def write_l1_report(
     profile: str = "",
     seeds: Sequence[int] = (0,),
     timings_s: dict[str, float] | None = None,
+    sft_run: Path | None = None,
 ) -> Path:
-    """Write report.md, summary.json and the plots into out_dir; returns report.md's path.
+    """Write report.md, summary.json, items.md and the plots into out_dir; returns report.md's path.
 
     `stages`: each stage's evaluation run folders, one per training seed (one for a seed-independent stage);
-    `rl_runs`: RL training run folders by label (the first seed's, for the training section).
+    `rl_runs`: RL training run folders by label and `sft_run` the warm-up SFT run (the first seed's), for the
+    training section.
     """
     if not stages:
         raise ReproError("the report needs at least one evaluation run (stages)")
@@ -168,6 +171,7 @@ def write_l1_report(
     lines += ["", "## The paper's claims on this run", ""]
     lines += [f"- {r.line()}" for r in results] or ["- No claim can be checked with these stages."]
     lines += ["", method_note(results), ""]
+    lines += claims_figure(results, out_dir)
     lines += ["## Scores by stage (this run)", "", stage_table(scores)]
     lines += ["## The paper's table (its models, its benchmarks)", "", paper_table()]
     lines += ["## Exploratory: differences between stages", ""]
@@ -176,10 +180,17 @@ def write_l1_report(
         lines += ["By task (same intervals):", "", task_difference_table(scores, pairs)]
     count = seed_count(scores)
     plot_scores_by_set({name: pooled(runs, count) for name, runs in scores.items()}, out_dir / "scores_by_set.png")
-    lines += ["![Score by length set](scores_by_set.png)", "", "## RL training", ""]
+    lines += ["![Score by length set](scores_by_set.png)", ""]
+    lines += ["## Items the stages disagree on", "", *items_section(stages, out_dir)]
+    lines += ["## Training", ""]
+    if sft_run is not None and (Path(sft_run) / "metrics.jsonl").is_file():
+        plot_loss_curve(sft_run, out_dir / "sft_loss.png", "Warm-up SFT: loss per step")
+        lines += ["![Warm-up SFT loss per step](sft_loss.png)", ""]
     if rl_runs:
         plot_training(rl_runs, out_dir / "training.png")
-        lines += [training_summary(rl_runs), "![Training curves per step](training.png)"]
+        plot_rl_steps(rl_runs, out_dir / "rl_steps.png")
+        lines += [training_summary(rl_runs), "![Training curves per step](training.png)", ""]
+        lines += ["![Reward, kept groups and clip fractions per RL step](rl_steps.png)"]
     else:
         lines.append("No RL training run given.")
     lines += ["", "## Runs", ""]

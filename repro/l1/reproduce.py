@@ -133,7 +133,8 @@ def reproduce_l1(
         *([f"What a longer profile adds: {profile.longer}"] if profile.longer else []),
         *extra,
     ]
-    return write_l1_report(out, evals, rl_runs, notes, profile_name, seeds, clock.times)
+    sft_run = seed_folder(out, seeds[0]) / "sft"
+    return write_l1_report(out, evals, rl_runs, notes, profile_name, seeds, clock.times, sft_run)
 
 
 def _label(stage: str) -> str:

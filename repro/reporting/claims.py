@@ -302,3 +302,13 @@ def method_note(results: Sequence[Result]) -> str:
         f"the run could have detected at {POWER:.0%} power. Intervals are 95% unless said, unadjusted; "
         "exploratory claims are not corrected."
     )
+
+
+def forest_rows(results: Sequence[Result]) -> list[dict]:
+    """The claims measured in score points, as the forest plot takes them (timing claims have their own units)."""
+    return [
+        {"claim": r.claim.name, "mean": r.evidence.mean, "low": r.evidence.low, "high": r.evidence.high,
+         "paper": r.claim.paper_effect, "verdict": r.verdict, "primary": r.claim.primary}  # fmt: skip
+        for r in results
+        if r.evidence is not None and r.claim.kind in ("greater", "equivalent", "not_worse")
+    ]

@@ -22,6 +22,7 @@ from repro.reporting.claims import (
     method_note,
     paired_scores,
 )
+from repro.reporting.figures import claims_figure, items_section
 from repro.reporting.plots import no_data, number, plot_step_lines, read_step_rows, save_png
 from repro.reporting.summary import write_summary
 from repro.reporting.tables import Stages, difference_table, pooled, seed_count, stage_table, task_difference_table
@@ -329,6 +330,7 @@ def write_solopo_report(
     lines += ["", "## The paper's claims on this run", ""]
     lines += [f"- {r.line()}" for r in results]
     lines += ["", method_note(results), ""]
+    lines += claims_figure(results, out_dir)
     lines += ["## Scores on long contexts (this run)", "", stage_table(long_scores)]
     if short_scores:
         lines += ["## Scores on short contexts (this run)", "", stage_table(short_scores)]
@@ -338,6 +340,7 @@ def write_solopo_report(
     lines += ["![Overall score per stage](scores.png)", ""]
     lines += ["## The paper's table (its model, its benchmarks)", "", paper_table()]
     lines += _differences_section(long_scores)
+    lines += ["## Items the stages disagree on (long contexts)", "", *items_section(long_evals, out_dir)]
     lines += ["## Efficiency (measured in this run)", ""]
     lines += [efficiency_tables(efficiency) if efficiency is not None else "Not measured in this run.\n"]
     lines += ["## Preference-optimisation training", ""]
