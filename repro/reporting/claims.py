@@ -275,7 +275,7 @@ def result_line(r: Result) -> str:
 
 
 def trend_row(r: Result) -> dict:
-    """The claim as summary.json's `trends` holds it."""
+    """The claim as summary.json's `trends` holds it (a claim the run could not check: mean, low and high null)."""
     ev = r.evidence
     return {
         "claim": r.claim.name,
