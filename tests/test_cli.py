@@ -188,3 +188,14 @@ def test_nproc_relaunches_the_same_command_under_torchrun_without_its_nproc():
     cmd = torchrun_command(2, ["solopo", "train", "r.yaml", "--nproc", "2", "a.b=1", "--nproc=3", "--out", "x"])
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "repro"]
     assert cmd == [*launcher, "solopo", "train", "r.yaml", "a.b=1", "--out", "x"]
+
+
+def test_version_and_choices_in_the_help(capsys):
+    from repro import __version__
+
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == 0 and out == f"repro {__version__}\n"
+    _, out, _ = run_cli(capsys, "l1", "reproduce", "--help")
+    assert "cpu|cpu-long|gpu|workst" in out.replace("\n", "").replace("│", "").replace(" ", "")
+    _, out, _ = run_cli(capsys, "l1", "sft", "--help")
+    assert "RECIPE" in out

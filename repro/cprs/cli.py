@@ -6,7 +6,16 @@ import sys
 
 import typer
 
-from repro.commands import OVERRIDES_HELP, RECIPE_HELP, SEEDS_HELP, seed_list, training_command
+from repro.commands import (
+    OVERRIDES_HELP,
+    PROFILE_HELP,
+    RECIPE,
+    RECIPE_HELP,
+    SEEDS_HELP,
+    Profile,
+    seed_list,
+    training_command,
+)
 from repro.errors import ReproError
 
 app = typer.Typer(help="QwenLong-CPRS: train the compressor, compress a context.", no_args_is_help=True)
@@ -21,7 +30,7 @@ train_command = training_command(
 
 @app.command("compress")
 def compress_command(
-    recipe: str = typer.Argument(..., help=RECIPE_HELP),
+    recipe: str = typer.Argument(..., help=RECIPE_HELP, metavar=RECIPE),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
     input_file: str = typer.Option(..., "--input", help="The context: a UTF-8 text file, or - for stdin."),
     query: str = typer.Option(None, "--query", help="The question the kept text must answer (default: none)."),
@@ -60,9 +69,7 @@ def _read_context(path: str) -> str:
 
 @app.command("reproduce")
 def reproduce_command(
-    profile: str = typer.Option(
-        "cpu", "--profile", help="cpu (about 60 min on 2 cores), cpu-long, gpu or workstation."
-    ),
+    profile: Profile = typer.Option(Profile.cpu, "--profile", help=PROFILE_HELP),
     out: str = typer.Option("runs/reproduce-cprs", "--out", help="Folder of every stage and the report."),
     seeds: str = typer.Option(None, "--seeds", help=SEEDS_HELP),
     l1_out: str = typer.Option("runs/reproduce-l1", "--l1-out", help="The L1 reproduction's folder (its reader)."),
@@ -72,5 +79,5 @@ def reproduce_command(
 
     from repro.cprs.reproduce import reproduce_cprs
 
-    report = reproduce_cprs(profile, Path(out), Path(l1_out), seeds=seed_list(seeds))
+    report = reproduce_cprs(profile.value, Path(out), Path(l1_out), seeds=seed_list(seeds))
     typer.echo(f"report: {report}")

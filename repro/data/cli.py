@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 
+from repro.data.converters import FORMATS
 from repro.errors import ConfigError
+
+
+class RecordFormat(StrEnum):
+    jsonl = "jsonl"
+    loong = "loong"
+
+
+DataFormat = StrEnum("DataFormat", {name: name for name in FORMATS})  # the converters' formats
 
 data_app = typer.Typer(help="Make, convert and check data sets.", no_args_is_help=True)
 
@@ -33,7 +43,9 @@ def loong_mini(
         None, "--tasks", help="Tasks, e.g. spotlight,comparison,clustering,chain_of_reasoning (default: all)."
     ),
     distractors: int = typer.Option(None, "--distractors", help="Extra same-domain documents per instance."),
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl (the kit's records) or loong (Loong's own layout)."),
+    fmt: RecordFormat = typer.Option(
+        RecordFormat.jsonl, "--format", help="jsonl (the kit's records) or loong (Loong's own layout)."
+    ),
     recipe: str = typer.Option(None, "--recipe", help="Take set ranges and the token counter from this recipe."),
 ) -> None:
     """Generate Loong-mini: Loong-style multi-document instances (4 tasks, 3 domains, 4 length sets)."""
@@ -41,8 +53,8 @@ def loong_mini(
     from repro.data.loong_mini import generate, word_count_tokens, write_loong_format
     from repro.data.schema import write_records
 
-    if fmt not in ("jsonl", "loong"):
-        raise ConfigError(f"--format: expected jsonl or loong, got '{fmt}'")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"--out {out}: a file, not a folder; give a folder (its {split}.jsonl is written there)")
     cfg = load_recipe(recipe) if recipe else Recipe()
     count = word_count_tokens
     if cfg.loong_mini.count_tokens == "model":
@@ -62,7 +74,7 @@ def loong_mini(
         set_ranges=ranges,
         count_tokens=count,
     )
-    if fmt == "loong":
+    if fmt == RecordFormat.loong:
         target = write_loong_format(records, out)
     else:
         target = Path(out) / f"{split}.jsonl"
@@ -74,8 +86,10 @@ def loong_mini(
 
 @data_app.command("convert")
 def convert_command(
-    fmt: str = typer.Argument(..., help="loong, docqa-rl, longbench, musique or hotpotqa."),
-    src: str = typer.Argument(..., help="A local .json/.jsonl/.parquet file or folder, or a hub dataset id."),
+    fmt: DataFormat = typer.Argument(..., help="The data set's layout.", metavar="FORMAT"),
+    src: str = typer.Argument(
+        ..., help="A local .json/.jsonl/.parquet file or folder, or a hub dataset id.", metavar="SRC"
+    ),
     out: str = typer.Option(..., "--out", help="Output JSONL file of the kit's records."),
     docs: str = typer.Option(None, "--docs", help="Loong only: the docs folder (default: beside the file)."),
     split: str = typer.Option(None, "--split", help="Split of a hub data set (default train)."),
@@ -84,7 +98,7 @@ def convert_command(
     from repro.data.converters import convert
     from repro.data.schema import write_records
 
-    records = convert(fmt, src, docs, split)
+    records = convert(fmt.value, src, docs, split)
     write_records(out, records)
     typer.echo(f"{len(records)} records -> {out}")
 

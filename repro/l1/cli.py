@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from repro.commands import SEEDS_HELP, names, seed_list, training_command
+from repro.commands import PROFILE_HELP, SEEDS_HELP, Profile, names, seed_list, training_command
 
 app = typer.Typer(help="QwenLong-L1: warm-up SFT, phased RL (GRPO/DAPO), the reproduction.", no_args_is_help=True)
 
@@ -24,9 +24,7 @@ rl_command = training_command(
 
 @app.command("reproduce")
 def reproduce_command(
-    profile: str = typer.Option(
-        "cpu", "--profile", help="cpu (about 60 min on 2 cores), cpu-long, gpu or workstation."
-    ),
+    profile: Profile = typer.Option(Profile.cpu, "--profile", help=PROFILE_HELP),
     out: str = typer.Option("runs/reproduce-l1", "--out", help="Folder of every stage and the report."),
     seeds: str = typer.Option(None, "--seeds", help=SEEDS_HELP),
     algorithms: str = typer.Option(None, "--algorithms", help="dapo, grpo or dapo,grpo (default: the profile's)."),
@@ -36,5 +34,5 @@ def reproduce_command(
 
     from repro.l1.reproduce import reproduce_l1
 
-    report = reproduce_l1(profile, Path(out), names(algorithms), seeds=seed_list(seeds))
+    report = reproduce_l1(profile.value, Path(out), names(algorithms), seeds=seed_list(seeds))
     typer.echo(f"report: {report}")

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from repro.commands import OUT_HELP, OVERRIDES_HELP, RECIPE_HELP, SEEDS_HELP, names, seed_list, training_command
+from repro.commands import (
+    OUT_HELP,
+    OVERRIDES_HELP,
+    PROFILE_HELP,
+    RECIPE,
+    RECIPE_HELP,
+    SEEDS_HELP,
+    Profile,
+    names,
+    seed_list,
+    training_command,
+)
 
 app = typer.Typer(help="SoLoPO: short-context preference pairs and preference optimisation.", no_args_is_help=True)
 
@@ -18,7 +29,7 @@ train_command = training_command(
 
 @app.command("pairs")
 def pairs_command(
-    recipe: str = typer.Argument(..., help=RECIPE_HELP),
+    recipe: str = typer.Argument(..., help=RECIPE_HELP, metavar=RECIPE),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
     out: str = typer.Option(None, "--out", help=OUT_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue the run folder's pairs.jsonl."),
@@ -36,9 +47,7 @@ def pairs_command(
 
 @app.command("reproduce")
 def reproduce_command(
-    profile: str = typer.Option(
-        "cpu", "--profile", help="cpu (about 60 min on 2 cores), cpu-long (about 100 min), gpu or workstation."
-    ),
+    profile: Profile = typer.Option(Profile.cpu, "--profile", help=PROFILE_HELP),
     out: str = typer.Option("runs/reproduce-solopo", "--out", help="Folder of every stage and the report."),
     seeds: str = typer.Option(None, "--seeds", help=SEEDS_HELP),
     algorithms: str = typer.Option(None, "--algorithms", help="dpo, simpo, orpo, comma-separated (default: all)."),
@@ -49,5 +58,5 @@ def reproduce_command(
 
     from repro.solopo.reproduce import reproduce_solopo
 
-    report = reproduce_solopo(profile, Path(out), names(algorithms), Path(l1_out), seeds=seed_list(seeds))
+    report = reproduce_solopo(profile.value, Path(out), names(algorithms), Path(l1_out), seeds=seed_list(seeds))
     typer.echo(f"report: {report}")
