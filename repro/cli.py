@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2 (REPRO_DEBUG=1: traceback)."""
     from typer.exceptions import Abort, TyperException
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
     # peft imports bitsandbytes whether or not 4-bit is asked for, and its CPU backend then warns about an
     # optional kernel package on every command; the kit says what matters when 4-bit is actually used
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)

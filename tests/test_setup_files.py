@@ -91,3 +91,32 @@ def test_the_makefile_pins_a_torch_within_the_kit_range():
     assert pin, "Makefile's TORCH pin"
     req = next(Requirement(d) for d in pyproject()["project"]["dependencies"] if d.startswith("torch"))
     assert Version(pin.group(1)) in req.specifier
+
+
+# import name -> the distribution that provides it, where the two differ
+DISTRIBUTIONS = {"yaml": "pyyaml", "flash_attn": "flash-attn", "PIL": "pillow"}
+
+
+def imported_modules() -> set[str]:
+    """The top-level names the package imports (at any depth), the kit's own and the standard library left out."""
+    import ast
+    import sys
+
+    names = set()
+    for path in (REPO / "repro").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module.split(".")[0])
+    return {n for n in names if n != "repro" and n not in sys.stdlib_module_names and n != "__future__"}
+
+
+def test_every_imported_package_is_declared():
+    project = pyproject()["project"]
+    declared = {Requirement(r).name.lower() for r in project["dependencies"]}
+    declared |= {Requirement(r).name.lower() for reqs in project["optional-dependencies"].values() for r in reqs}
+    missing = sorted(m for m in imported_modules() if DISTRIBUTIONS.get(m, m).lower().replace("_", "-") not in declared)
+    assert missing == []
+    # TensorBoard logging (train.tensorboard) imports through torch but needs the tensorboard package: an extra
+    assert "tensorboard" in {Requirement(r).name for r in project["optional-dependencies"]["tb"]}
