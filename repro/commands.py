@@ -39,6 +39,7 @@ def training_command(group: typer.Typer, name: str, run: str, doc: str) -> Any:
     return command
 
 
+REDO_HELP = "Run this stage again, and every stage after it (finished stages are otherwise reused)."
 SEEDS_HELP = "Training seeds, comma-separated, e.g. 0,1: each policy is trained once per seed (default: the profile's)."
 
 

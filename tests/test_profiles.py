@@ -61,3 +61,20 @@ def test_a_profile_name_or_key_that_does_not_exist_is_one_clear_error(tmp_path, 
     (tmp_path / "l1.yaml").write_text("cpu:\n  recipes: {}\n  algorithms: [dapo]\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="missing key 'budget'"):
         load_profile("l1", "cpu", L1Profile)
+
+
+def test_redo_clears_the_named_stage_and_every_later_one_but_never_a_kept_one(tmp_path):
+    from repro.pipeline.stages import StageClock, clear_if_redoing
+
+    outputs = {name: tmp_path / name for name in ("sft", "rl", "l1-policy", "eval")}
+    for path in outputs.values():
+        (path / "sub").mkdir(parents=True)
+    clock = StageClock(tmp_path, redo="rl")
+    stages = (("sft", "sft", False), ("rl", "rl", False), ("l1-policy", None, True), ("eval", "eval", False))
+    for name, key, keep in stages:
+        with clock(name, key=key, keep=keep):
+            clear_if_redoing(outputs[name])
+    # before the named stage: kept; the named one and the later ones: cleared; a kept stage: never
+    assert [outputs[n].exists() for n in ("sft", "rl", "l1-policy", "eval")] == [True, False, True, False]
+    clear_if_redoing(outputs["sft"])  # outside any stage nothing is redone
+    assert outputs["sft"].exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 
 import typer
 
@@ -11,12 +12,16 @@ from repro.commands import (
     PROFILE_HELP,
     RECIPE,
     RECIPE_HELP,
+    REDO_HELP,
     SEEDS_HELP,
     Profile,
     seed_list,
     training_command,
 )
+from repro.cprs.reproduce import REDO_STAGES
 from repro.errors import ReproError
+
+RedoStage = StrEnum("RedoStage", {name: name for name in REDO_STAGES})
 
 app = typer.Typer(help="QwenLong-CPRS: train the compressor, compress a context.", no_args_is_help=True)
 
@@ -72,6 +77,7 @@ def reproduce_command(
     profile: Profile = typer.Option(Profile.cpu, "--profile", help=PROFILE_HELP),
     out: str = typer.Option("runs/reproduce-cprs", "--out", help="Folder of every stage and the report."),
     seeds: str = typer.Option(None, "--seeds", help=SEEDS_HELP),
+    redo: RedoStage = typer.Option(None, "--redo", help=REDO_HELP),
     l1_out: str = typer.Option("runs/reproduce-l1", "--l1-out", help="The L1 reproduction's folder (its reader)."),
 ) -> None:
     """QwenLong-CPRS: train the compressor, compress held-out contexts, a reader on each context, report.md."""
@@ -79,5 +85,5 @@ def reproduce_command(
 
     from repro.cprs.reproduce import reproduce_cprs
 
-    report = reproduce_cprs(profile.value, Path(out), Path(l1_out), seeds=seed_list(seeds))
+    report = reproduce_cprs(profile.value, Path(out), Path(l1_out), seeds=seed_list(seeds), redo=redo and redo.value)
     typer.echo(f"report: {report}")

@@ -36,7 +36,7 @@ from repro.fsio import append_jsonl, atomic_write_json
 from repro.pipeline.data import TEST_DATA, TRAIN_DATA, model_and_data, workstation_loong_mini
 from repro.pipeline.policy import warmup_sft_policy
 from repro.pipeline.profiles import load_profile, stage_values
-from repro.pipeline.stages import StageClock, evaluate_policy, load_stage_recipe, seed_folder
+from repro.pipeline.stages import StageClock, clear_if_redoing, evaluate_policy, load_stage_recipe, seed_folder
 from repro.runrecord import write_environment
 
 log = logging.getLogger("repro.reproduce")
@@ -45,6 +45,8 @@ log = logging.getLogger("repro.reproduce")
 # oracle: the gold evidence sentences alone
 METHODS = ("full", "cprs", "bm25", "bm25-fixed", "truncate", "oracle")
 SEED_FREE = ("full", "bm25-fixed", "oracle")  # contexts that do not depend on the compressor
+# what `--redo` can name: the compressor's training, compression, the reduced contexts, the reader, timings
+REDO_STAGES = ("compressor", "compress", "contexts", "reader", "latency", "timing")
 GRANULARITIES = ("keyword", "sentence", "paragraph")
 
 
@@ -72,7 +74,11 @@ class CprsProfile:
 
 
 def reproduce_cprs(
-    profile_name: str, out: Path, l1_out: Path = Path("runs/reproduce-l1"), seeds: tuple[int, ...] | None = None
+    profile_name: str,
+    out: Path,
+    l1_out: Path = Path("runs/reproduce-l1"),
+    seeds: tuple[int, ...] | None = None,
+    redo: str | None = None,
 ) -> Path:
     """Run (or finish) every stage of the CPRS reproduction into `out`, the compressor trained once per seed (the
     profile's unless given); returns report.md's path."""
@@ -81,7 +87,7 @@ def reproduce_cprs(
     profile = load_profile("cprs", profile_name, CprsProfile)
     seeds = seeds or tuple(profile.seeds)
     out.mkdir(parents=True, exist_ok=True)
-    clock = StageClock(out)
+    clock = StageClock(out, redo)
 
     with clock("default model and data"):
         train_data = training_file(profile, out)
@@ -93,7 +99,7 @@ def reproduce_cprs(
             workstation_loong_mini(load_stage_recipe(profile.eval_recipe, {}, "cprs-eval"))
     write_environment(out, seed=list(seeds), data_files=[train_data, profile.test_data])
     if profile.reader == "l1-sft":
-        with clock("warm-up SFT (L1's, the reader)"):
+        with clock("warm-up SFT (L1's, the reader)", keep=True):
             reader = str(warmup_sft_policy("gpu" if profile_name == "gpu" else "cpu", l1_out))
     else:
         reader = profile.reader
@@ -102,24 +108,24 @@ def reproduce_cprs(
     first: dict = {}
     for seed in seeds:
         where, recipe = seed_folder(out, seed), recipes[seed]
-        with clock(f"train the compressor (seed {seed})"):
+        with clock(f"train the compressor (seed {seed})", key="compressor"):
             recipe.cprs.compressor = str(_train_compressor(recipe, where))
-        with clock(f"compress the held-out contexts (seed {seed})"):
+        with clock(f"compress the held-out contexts (seed {seed})", key="compress"):
             compressed = _compress_all(recipe, records, where / "compressions.jsonl")
-        with clock(f"reduced contexts (seed {seed})"):
+        with clock(f"reduced contexts (seed {seed})", key="contexts"):
             files = _variant_files(recipe, profile, records, compressed, where / "contexts")
         for method, path in files.items():
             shared = method in SEED_FREE
             if shared and seed != seeds[0]:
                 continue
-            with clock(f"reader on {method}" + ("" if shared else f" (seed {seed})")):
+            with clock(f"reader on {method}" + ("" if shared else f" (seed {seed})"), key="reader"):
                 run_dir = (out if shared else where) / f"eval-{method}"
                 evals.setdefault(method, []).append(_evaluate(profile, reader, str(path), run_dir))
         if not first:
             first = {"recipe": recipe, "compressed": compressed, "where": where}
-    with clock("latency"):
+    with clock("latency", key="latency"):
         latency = _latency(profile, records, first["compressed"], reader, out / "latency.json")
-    with clock("compression time by length"):
+    with clock("compression time by length", key="timing"):
         timing = _timing(first["recipe"], profile, records, out / "timing.json")
 
     spans = _span_metrics(records, first["compressed"])
@@ -187,6 +193,7 @@ def _train_compressor(recipe: Recipe, out: Path) -> Path:
     from repro.train.dist import DistInfo
 
     run_dir = out / "compressor"
+    clear_if_redoing(run_dir)
     if not (run_dir / "final" / "critic.json").is_file():
         run_cprs(recipe, run_dir, DistInfo(), resume=run_dir.is_dir())
     return run_dir / "final"
@@ -209,6 +216,7 @@ def _compress_all(recipe: Recipe, records: list[Record], path: Path) -> dict[str
     from repro.cprs.labels import context_text
     from repro.loong.run_files import drop_torn_tail, read_done
 
+    clear_if_redoing(path)
     done = read_done(path)
     drop_torn_tail(path)
     todo = [r for r in records if r.id not in done]
@@ -232,6 +240,7 @@ def _variant_files(
     from repro.modeling import load_tokenizer
 
     tokenizer = load_tokenizer(recipe.model)
+    clear_if_redoing(folder)
     rows: dict[str, list[Record]] = {m: [] for m in METHODS}
     for record in records:
         rows["full"].append(record)
@@ -318,6 +327,7 @@ def ratios_by_set(records: list[Record], compressed: dict[str, dict]) -> dict[in
 
 def _latency(profile: CprsProfile, records: list[Record], compressed: dict, reader: str, path: Path) -> dict:
     """Per set, on its first items: seconds to answer on the full context, and to compress then answer."""
+    clear_if_redoing(path)
     if path.is_file():
         return json.loads(path.read_text())
     from repro.data.prompts import apply_chat, build_prompt
@@ -359,6 +369,7 @@ def _latency(profile: CprsProfile, records: list[Record], compressed: dict, read
 
 def _timing(recipe: Recipe, profile: CprsProfile, records: list[Record], path: Path) -> dict:
     """Compression seconds against input length: the held-out contexts joined and cut to each length."""
+    clear_if_redoing(path)
     if path.is_file():
         return json.loads(path.read_text())
     from repro.cprs.compress import compress, load_compressor

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import typer
 
-from repro.commands import PROFILE_HELP, SEEDS_HELP, Profile, names, seed_list, training_command
+from repro.commands import PROFILE_HELP, REDO_HELP, SEEDS_HELP, Profile, names, seed_list, training_command
+from repro.l1.reproduce import REDO_STAGES
+
+RedoStage = StrEnum("RedoStage", {name: name for name in REDO_STAGES})
 
 app = typer.Typer(help="QwenLong-L1: warm-up SFT, phased RL (GRPO/DAPO), the reproduction.", no_args_is_help=True)
 
@@ -27,6 +32,7 @@ def reproduce_command(
     profile: Profile = typer.Option(Profile.cpu, "--profile", help=PROFILE_HELP),
     out: str = typer.Option("runs/reproduce-l1", "--out", help="Folder of every stage and the report."),
     seeds: str = typer.Option(None, "--seeds", help=SEEDS_HELP),
+    redo: RedoStage = typer.Option(None, "--redo", help=REDO_HELP),
     algorithms: str = typer.Option(None, "--algorithms", help="dapo, grpo or dapo,grpo (default: the profile's)."),
 ) -> None:
     """QwenLong-L1: default model and data, warm-up SFT, phased RL, evaluation of each policy, report.md."""
@@ -34,5 +40,5 @@ def reproduce_command(
 
     from repro.l1.reproduce import reproduce_l1
 
-    report = reproduce_l1(profile.value, Path(out), names(algorithms), seeds=seed_list(seeds))
+    report = reproduce_l1(profile.value, Path(out), names(algorithms), seeds=seed_list(seeds), redo=redo and redo.value)
     typer.echo(f"report: {report}")

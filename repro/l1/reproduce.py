@@ -37,6 +37,8 @@ DOCQA_RL_DATA = "data/docqa-rl/train.jsonl"
 DOCQA_RL_HUB = "Tongyi-Zhiwen/DocQA-RL-1.6K"
 LONGBENCH_DATA = "data/longbench/test.jsonl"
 ALGORITHMS = ("dapo", "grpo")
+# what `--redo` can name, in the order they run: the base evaluation, SFT, RL, the policies' evaluations
+REDO_STAGES = ("base", "sft", "rl", "eval")
 # GRPO as published, against the recipe's DAPO: symmetric clip 0.2, sequence-level averaging, no dynamic
 # sampling, no overlong shaping; the KL coefficient, entropy bonus and the rest stay as the recipe says.
 GRPO_VALUES = {
@@ -71,10 +73,15 @@ def algorithm_values(name: str) -> dict[str, Any]:
 
 
 def reproduce_l1(
-    profile_name: str, out: Path, algorithms: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None
+    profile_name: str,
+    out: Path,
+    algorithms: tuple[str, ...] | None = None,
+    seeds: tuple[int, ...] | None = None,
+    redo: str | None = None,
 ) -> Path:
     """Run (or finish) every stage of the QwenLong-L1 reproduction into `out`, once per training seed (the
-    profile's seeds unless given); returns report.md's path."""
+    profile's seeds unless given); `redo` (one of REDO_STAGES) runs that stage and every later one afresh.
+    Returns report.md's path."""
     from repro.l1.phased_rl import run_rl
     from repro.l1.report import write_l1_report
     from repro.train.sft import run_sft
@@ -97,7 +104,7 @@ def reproduce_l1(
     base_model = sft[seeds[0]].model.source
     out.mkdir(parents=True, exist_ok=True)
     write_environment(out, seed=list(seeds), data_files=[profile.sft_data, profile.rl_data, profile.test_data])
-    clock = StageClock(out)
+    clock = StageClock(out, redo)
 
     with clock("default model and data"):
         if profile.data == "workstation":
@@ -105,22 +112,22 @@ def reproduce_l1(
         else:
             model_and_data(base_model)
     evals: dict[str, list[Path]] = {"base": []}
-    with clock("evaluate base"):
+    with clock("evaluate base", key="base"):
         evals["base"].append(_evaluate(profile, "base", base_model, out, profile.test_data))
     rl_runs = {}
     policies: dict[str, str] = {"base": base_model}
     for seed in seeds:
         where = seed_folder(out, seed)
-        with clock(f"warm-up SFT (seed {seed})"):
+        with clock(f"warm-up SFT (seed {seed})", key="sft"):
             sft_merged = train_and_export("sft", sft[seed], where, run_sft)
         policies["sft"] = str(sft_merged)
         for algo in chosen:
-            with clock(f"RL ({algo}, seed {seed})"):
+            with clock(f"RL ({algo}, seed {seed})", key="rl"):
                 rl[(seed, algo)].model.source = str(sft_merged)
                 policies[algo] = str(train_and_export(f"rl-{algo}", rl[(seed, algo)], where, run_rl))
                 rl_runs.setdefault(algo.upper(), where / f"rl-{algo}")
         for stage in ("sft", *chosen):
-            with clock(f"evaluate {stage} (seed {seed})"):
+            with clock(f"evaluate {stage} (seed {seed})", key="eval"):
                 run = _evaluate(profile, stage, policies[stage], where, profile.test_data)
                 evals.setdefault(_label(stage), []).append(run)
     extra = _longbench_evals(profile, policies, out, clock)
@@ -160,7 +167,7 @@ def _longbench_evals(profile: L1Profile, policies: dict[str, str], out: Path, cl
         return [f"LongBench not evaluated: {LONGBENCH_DATA} is missing (see docs/l1.md, 'The workstation profile')."]
     lines = []
     for stage, source in policies.items():
-        with clock(f"evaluate {stage} on LongBench"):
+        with clock(f"evaluate {stage} on LongBench", key="eval"):
             run_dir = _evaluate(profile, f"{stage}-longbench", source, out, LONGBENCH_DATA)
         metrics = json.loads((run_dir / "metrics.json").read_text())
         lines.append(

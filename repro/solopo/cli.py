@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import typer
 
 from repro.commands import (
@@ -10,12 +12,16 @@ from repro.commands import (
     PROFILE_HELP,
     RECIPE,
     RECIPE_HELP,
+    REDO_HELP,
     SEEDS_HELP,
     Profile,
     names,
     seed_list,
     training_command,
 )
+from repro.solopo.reproduce import REDO_STAGES
+
+RedoStage = StrEnum("RedoStage", {name: name for name in REDO_STAGES})
 
 app = typer.Typer(help="SoLoPO: short-context preference pairs and preference optimisation.", no_args_is_help=True)
 
@@ -50,6 +56,7 @@ def reproduce_command(
     profile: Profile = typer.Option(Profile.cpu, "--profile", help=PROFILE_HELP),
     out: str = typer.Option("runs/reproduce-solopo", "--out", help="Folder of every stage and the report."),
     seeds: str = typer.Option(None, "--seeds", help=SEEDS_HELP),
+    redo: RedoStage = typer.Option(None, "--redo", help=REDO_HELP),
     algorithms: str = typer.Option(None, "--algorithms", help="dpo, simpo, orpo, comma-separated (default: all)."),
     l1_out: str = typer.Option("runs/reproduce-l1", "--l1-out", help="The L1 reproduction's folder (its SFT policy)."),
 ) -> None:
@@ -58,5 +65,7 @@ def reproduce_command(
 
     from repro.solopo.reproduce import reproduce_solopo
 
-    report = reproduce_solopo(profile.value, Path(out), names(algorithms), Path(l1_out), seeds=seed_list(seeds))
+    report = reproduce_solopo(
+        profile.value, Path(out), names(algorithms), Path(l1_out), seeds=seed_list(seeds), redo=redo and redo.value
+    )
     typer.echo(f"report: {report}")

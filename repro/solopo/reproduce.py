@@ -30,7 +30,14 @@ from repro.fsio import atomic_write_json
 from repro.pipeline.data import model_and_data
 from repro.pipeline.policy import warmup_sft_policy
 from repro.pipeline.profiles import load_profile, stage_values
-from repro.pipeline.stages import StageClock, evaluate_policy, load_stage_recipe, seed_folder, train_and_export
+from repro.pipeline.stages import (
+    StageClock,
+    clear_if_redoing,
+    evaluate_policy,
+    load_stage_recipe,
+    seed_folder,
+    train_and_export,
+)
 from repro.runrecord import write_environment
 
 log = logging.getLogger("repro.reproduce")
@@ -38,6 +45,8 @@ log = logging.getLogger("repro.reproduce")
 TRAIN_DATA = "data/loong-mini-solopo/train.jsonl"
 TEST_DATA = "data/loong-mini-solopo/test.jsonl"
 ALGO_LABELS = {"dpo": "DPO", "simpo": "SimPO", "orpo": "ORPO"}
+# what `--redo` can name: pair sampling, training, evaluation, the efficiency measurement
+REDO_STAGES = ("pairs", "train", "eval", "efficiency")
 CPU_NOTES = [
     "Scaled down against the paper: SmolLM2-135M-Instruct after the L1 warm-up SFT instead of Qwen2.5-7B-Instruct, "
     "Loong-mini set 1 with 10 distractor documents (long prompts of 1.1-2K tokens, 3-7x the short ones) instead of "
@@ -84,6 +93,7 @@ def reproduce_solopo(
     algorithms: tuple[str, ...] | None = None,
     l1_out: Path = Path("runs/reproduce-l1"),
     seeds: tuple[int, ...] | None = None,
+    redo: str | None = None,
 ) -> Path:
     """Run (or finish) every stage of the SoLoPO reproduction into `out`, once per training seed (the profile's
     unless given); returns report.md's path."""
@@ -98,7 +108,7 @@ def reproduce_solopo(
     base = load_stage_recipe(profile.recipe, {}, "solopo")  # checked before anything runs
     out.mkdir(parents=True, exist_ok=True)
     write_environment(out, seed=list(seeds), data_files=[profile.train_data, profile.test_data])
-    clock = StageClock(out)
+    clock = StageClock(out, redo)
 
     with clock("default model and data"):
         if profile.policy == "l1-sft":
@@ -112,10 +122,10 @@ def reproduce_solopo(
 
     def evaluate(label: str, source: str, where: Path) -> None:
         slug = label.lower().replace(" ", "-")
-        with clock(f"evaluate {label} (long, {where.name})"):
+        with clock(f"evaluate {label} (long, {where.name})", key="eval"):
             run = evaluate_policy(profile.eval_recipe, long_values, source, profile.test_data, where / f"eval-{slug}")
             long_evals.setdefault(label, []).append(run)
-        with clock(f"evaluate {label} (short, {where.name})"):
+        with clock(f"evaluate {label} (short, {where.name})", key="eval"):
             short_dir = where / f"eval-{slug}-short"
             run = evaluate_policy(profile.eval_recipe, short_values, source, _short_path(profile.test_data), short_dir)
             short_evals.setdefault(label, []).append(run)
@@ -125,14 +135,14 @@ def reproduce_solopo(
     for seed in seeds:
         where = seed_folder(out, seed)
         if profile.policy == "l1-sft":
-            with clock(f"warm-up SFT (L1's, seed {seed})"):
+            with clock(f"warm-up SFT (L1's, seed {seed})", keep=True):
                 start = warmup_sft_policy("gpu" if profile_name == "gpu" else "cpu", l1_out, seed)
             evaluate("SFT", str(start), where)
         else:
             start = Path(base.model.source)
         pairs = {}
         for context in ("short", "long"):
-            with clock(f"pairs on the {context} context (seed {seed})"):
+            with clock(f"pairs on the {context} context (seed {seed})", key="pairs"):
                 pairs[context] = _pairs(profile, context, start, where, seed)
         counts = {context: _pair_count(path) for context, path in pairs.items()}
         pair_lines += [_pairs_line(where, context, seed) for context in pairs]
@@ -143,12 +153,12 @@ def reproduce_solopo(
                 if counts[context] == 0:
                     skipped.append(f"{label} (seed {seed})")
                     continue
-                with clock(f"train {label} (seed {seed})"):
+                with clock(f"train {label} (seed {seed})", key="train"):
                     recipe = _train_recipe(profile, algo, mode, pairs[context], start, counts[context], seed)
                     policy = str(_train(recipe, f"{algo}-{mode}", where))
                     train_runs.setdefault(label, where / f"{algo}-{mode}")
                 evaluate(label, policy, where)
-    with clock("efficiency"):
+    with clock("efficiency", key="efficiency"):
         efficiency = _efficiency(profile, base.model.source, out)
 
     notes = [
@@ -197,6 +207,7 @@ def _pairs(profile: SoloProfile, context: str, policy: Path, out: Path, seed: in
     from repro.solopo.sample import PAIRS_FILE, make_pairs
 
     run_dir = out / f"pairs-{context}"
+    clear_if_redoing(run_dir)
     if not (run_dir / "summary.json").is_file():
         values = {"model.source": str(policy), "solopo.data": profile.train_data, "solopo.context": context}
         values["seed"] = seed
@@ -250,6 +261,7 @@ def _efficiency(profile: SoloProfile, model: str, out: Path) -> dict:
     from repro.solopo.bench import efficiency
 
     path = out / "efficiency.json"
+    clear_if_redoing(path)
     if path.is_file():
         return json.loads(path.read_text())
     shape = profile.efficiency
