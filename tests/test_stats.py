@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from repro.reporting.stats import (
+    _tail_p,
     acceleration,
     equivalence_p,
     exponent_equivalence_p,
@@ -80,6 +81,19 @@ def test_paired_estimate_p_values_and_degenerate_spread():
     assert (flat.mean, flat.low, flat.high, flat.p_greater, flat.p_less) == (2.0, 2.0, 2.0, 0.0, 1.0)
     big = paired_estimate([[0] * 60], [[(i % 5) - 2 for i in range(60)]])
     assert big.method == "percentile" and 0.2 < big.p_greater < 0.8
+
+
+def test_bca_p_value_inverts_the_bound_and_past_its_range_says_so():
+    """The p of H0: theta <= theta0 is the level at which the BCa lower bound reaches theta0. Resampled means 1..99:
+    with a = z0 = 0 it is the share at or below theta0, (10 + 1) / 100 = 0.11 at 10.5. With a = 0.5 the bound at
+    level alpha is the Phi(z / (1 - a z)) quantile, z = Phi^-1(alpha): as alpha -> 0 that level only falls to
+    Phi(-1/a) = Phi(-2) = 2.3%, so the bound never drops below about 3.2, and 0 is rejected at every level: p = 0
+    (the inversion has no solution: w = Phi^-1(1/100) = -2.33 lies past -1/a = -2). Mirrored (a = -0.5, means
+    -99..-1) the bound never rises past the 97.7% quantile, below 0: rejected at no level, p = 1."""
+    means = np.arange(1.0, 100.0)
+    assert _tail_p(means, 10.5, 0.0, 0.0) == pytest.approx(0.11)
+    assert _tail_p(means, 0.0, 0.0, 0.5) == 0.0
+    assert _tail_p(-means, 0.0, 0.0, -0.5) == 1.0
 
 
 def test_bca_interval_of_a_symmetric_sample_is_the_percentile_interval():

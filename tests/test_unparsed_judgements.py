@@ -90,34 +90,41 @@ HEADER = "| Stage | Set1 (n=2) | Set2 (n=2) | Spotlight Locating (n=2) | Compari
 BEFORE_ROW = "| {} | 100.0 (n=1) | 60.0 | 70.0 | 80.0 (n=1) | 73.3 (n=3) |"
 AFTER_ROW = "| {} | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |"
 COUNTS = "left out of the averages and of the paired differences, as in Loong's metrics: {} 1 of 4, {} 0 of 4."
-# after − before, paired by id with i3 left out (unparsed before): set 1 [0] (i1); set 2 [60, 20] (i2, i4):
-# resampled means 20, 40, 60 with chances 1/4, 1/2, 1/4; overall [0, 60, 20], mean 80 / 3 = 26.7, a resample of
-# three all 0 (or all 60) with chance 1/27 = 3.7% > 2.5%, so the interval is [0, 60]. 3 paired items.
-DIFF = "| {} → {} | +0.0 [+0.0, +0.0] (noise) | +40.0 [+20.0, +60.0] | +26.7 [+0.0, +60.0] (noise) | 3 |"
+# after − before, paired by id with i3 left out (unparsed before): set 1 [0] (i1), nothing to resample; set 2 [60, 20]
+# (i2, i4): resampled means 20, 40, 60 with chances 1/4, 1/2, 1/4, symmetric, so [20, 60]; overall [0, 60, 20], mean
+# 80 / 3 = 26.7: a resample of three is all 60 with chance 1/27 = 3.7%, above the BCa upper level (about 98.7%
+# with acceleration 0.037 and z0 = Phi^-1(14/27) = 0.05), so the top is 60; the lower level (about 4%) lands at the
+# 1/27 mass at 0, so the bottom is 0 or one 20 in three draws, 6.7. 3 paired items.
+DIFF = "| {} → {} | +0.0 [+0.0, +0.0] | +40.0 [+20.0, +60.0] | +26.7 ["
 
 
 def assert_tables(text: str, before: str, after: str) -> None:
     assert HEADER in text
     assert BEFORE_ROW.format(before) in text and AFTER_ROW.format(after) in text
     assert COUNTS.format(before, after) in text
-    assert DIFF.format(before, after) in text
+    (row,) = [line for line in text.splitlines() if line.startswith(DIFF.format(before, after))]
+    assert row.removeprefix(DIFF.format(before, after)) in ("+0.0, +60.0] | 3 |", "+6.7, +60.0] | 3 |")
 
 
 def test_l1_report(runs, tmp_path):
-    text = write_l1_report(tmp_path / "l1", {"base": runs["before"], "SFT": runs["after"]}, {}, []).read_text()
+    stages = {"base": [runs["before"]], "SFT": [runs["after"]]}
+    text = write_l1_report(tmp_path / "l1", stages, {}, []).read_text()
     assert_tables(text, "base", "SFT")
-    assert "- SFT > base: inconclusive (interval contains 0) (SFT − base = +26.7 [+0.0, +60.0] over 3 paired" in text
+    # the claim pairs the same three items
+    assert "- SFT > base [primary]: " in text and "; difference +26.7 [" in text
+    assert "] (3 items; BCa 95% interval" in text
 
 
 def test_solopo_report(runs, tmp_path):
-    long_evals = {"SFT": runs["before"], "DPO solopo": runs["after"]}
+    long_evals = {"SFT": [runs["before"]], "DPO solopo": [runs["after"]]}
     text = write_solopo_report(tmp_path / "solopo", long_evals, {}, {}, None, []).read_text()
     assert_tables(text, "SFT", "DPO solopo")
 
 
 def test_cprs_report(runs, tmp_path):
-    evals = {"full": runs["before"], "cprs": runs["after"]}
+    evals = {"full": [runs["before"]], "cprs": [runs["after"]]}
     text = write_cprs_report(tmp_path / "cprs", evals, {}, {}, {}, {}, []).read_text()
     assert_tables(text, "full", "cprs")
-    # the longest set pairs i2 and i4 only: [60, 20]
-    assert "(cprs − full = +40.0 [+20.0, +60.0] over 2 items;" in text
+    # the longest set pairs i2 and i4 only: [60, 20], both gains, so every resampled mean lies in [20, 60]
+    assert "- Compressed > full context on the longest set (set 2) [primary]: " in text
+    assert "; difference +40.0 [+20.0, +60.0] (2 items; " in text

@@ -213,6 +213,6 @@ def write_cprs_report(
         plot_loss_curve(compressor_run, out_dir / "compressor_loss.png", "The compressor's training loss per step")
         lines += ["## The compressor's training", "", "![The compressor's loss per step](compressor_loss.png)", ""]
     report = out_dir / "report.md"
-    atomic_write_text(report, "\n".join(lines))
+    atomic_write_text(report, "\n".join(lines) + "\n")
     write_summary(out_dir, "cprs", profile, seeds, scores, results, timings_s or {})
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -164,7 +165,7 @@ def _columns(rows: list[list[float]]) -> list[list[float]]:
 def faster_evidence(new: Sequence[float], old: Sequence[float]) -> Evidence:
     """The new timings (or peaks) below the old ones over repeats: the ratio of medians, the range of ratios the
     repeats allow, and the exact one-sided Mann-Whitney p-values."""
-    med = sorted(new)[len(new) // 2] / sorted(old)[len(old) // 2]
+    med = statistics.median(new) / statistics.median(old)
     low, high = min(new) / max(old), max(new) / min(old)
     unit = f"{len(new)} and {len(old)} repeats; ratio of medians, range over the repeats; exact Mann-Whitney"
     return Evidence(med, low, high, len(new) + len(old), mann_whitney_p(new, old), mann_whitney_p(old, new), unit)

@@ -88,8 +88,10 @@ def _tail_p(means: np.ndarray, theta0: float, z0: float, a: float) -> float:
     q = min(q, b / (b + 1))
     w = NORMAL.inv_cdf(q) - z0
     denom = 1 + a * w
-    if denom <= 0:  # past the transform's range: theta0 lies beyond every bound the bootstrap can give
-        return 1.0
+    if denom <= 0:
+        # theta0 lies past every bound BCa can give (its levels stop short of 0 and 1 when a != 0): with a > 0
+        # (w < 0) it is below every lower bound, so H0 is rejected at any level; with a < 0 (w > 0) at none
+        return 0.0 if w < 0 else 1.0
     return min(1.0, max(0.0, NORMAL.cdf(w / denom - z0)))
 
 
