@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from repro.errors import ReproError
 from repro.loong.scores import EvalScores
 from repro.reporting.stats import (
     NORMAL,
@@ -94,7 +95,9 @@ def paired_scores(
     runs_a = list(before) * seeds if len(before) == 1 else list(before)
     runs_b = list(after) * seeds if len(after) == 1 else list(after)
     if len(runs_a) != len(runs_b):
-        raise ValueError(f"stages have {len(before)} and {len(after)} seeds")
+        raise ReproError(
+            f"two stages were evaluated for {len(before)} and {len(after)} training seeds; pair like with like"
+        )
     ids = [
         i
         for i, it in runs_a[0].items.items()
@@ -165,6 +168,8 @@ def _columns(rows: list[list[float]]) -> list[list[float]]:
 def faster_evidence(new: Sequence[float], old: Sequence[float]) -> Evidence:
     """The new timings (or peaks) below the old ones over repeats: the ratio of medians, the range of ratios the
     repeats allow, and the exact one-sided Mann-Whitney p-values."""
+    if min(old) <= 0 or min(new) < 0:
+        raise ReproError(f"timings must be positive to compare, got {list(new)} against {list(old)}")
     med = statistics.median(new) / statistics.median(old)
     low, high = min(new) / max(old), max(new) / min(old)
     unit = f"{len(new)} and {len(old)} repeats; ratio of medians, range over the repeats; exact Mann-Whitney"
