@@ -62,6 +62,11 @@ class Dtype(StrEnum):
     float16 = "float16"
 
 
+def redo_choices(stages: tuple[str, ...]) -> type[StrEnum]:
+    """The --redo option's choices: a reproduction's stage keys, in the order they run."""
+    return StrEnum("RedoStage", {name: name for name in stages})
+
+
 def names(text: str | None) -> tuple[str, ...] | None:
     """A comma-separated option ("dapo,grpo") as names; None when not given."""
     return tuple(a.strip() for a in text.split(",") if a.strip()) if text else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 
 import typer
 
@@ -15,13 +14,14 @@ from repro.commands import (
     REDO_HELP,
     SEEDS_HELP,
     Profile,
+    redo_choices,
     seed_list,
     training_command,
 )
 from repro.cprs.reproduce import REDO_STAGES
 from repro.errors import ReproError
 
-RedoStage = StrEnum("RedoStage", {name: name for name in REDO_STAGES})
+RedoStage = redo_choices(REDO_STAGES)
 
 app = typer.Typer(help="QwenLong-CPRS: train the compressor, compress a context.", no_args_is_help=True)
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import typer
 
-from repro.commands import PROFILE_HELP, REDO_HELP, SEEDS_HELP, Profile, names, seed_list, training_command
+from repro.commands import (
+    PROFILE_HELP,
+    REDO_HELP,
+    SEEDS_HELP,
+    Profile,
+    names,
+    redo_choices,
+    seed_list,
+    training_command,
+)
 from repro.l1.reproduce import REDO_STAGES
 
-RedoStage = StrEnum("RedoStage", {name: name for name in REDO_STAGES})
+RedoStage = redo_choices(REDO_STAGES)
 
 app = typer.Typer(help="QwenLong-L1: warm-up SFT, phased RL (GRPO/DAPO), the reproduction.", no_args_is_help=True)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import typer
 
 from repro.commands import (
@@ -16,12 +14,13 @@ from repro.commands import (
     SEEDS_HELP,
     Profile,
     names,
+    redo_choices,
     seed_list,
     training_command,
 )
 from repro.solopo.reproduce import REDO_STAGES
 
-RedoStage = StrEnum("RedoStage", {name: name for name in REDO_STAGES})
+RedoStage = redo_choices(REDO_STAGES)
 
 app = typer.Typer(help="SoLoPO: short-context preference pairs and preference optimisation.", no_args_is_help=True)
 

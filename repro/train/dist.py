@@ -50,23 +50,19 @@ def unwrap(model: Any) -> Any:
 
 def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
     """The sum over processes, on the tensor's own device (NCCL reduces on the GPU, so it travels there)."""
-    if not dist.is_initialized():
-        return value
-    home = value.device
-    comm = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-    reduced = value.detach().to(comm, copy=True)
-    dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
-    return reduced.to(home)
+    return _all_reduce(value, dist.ReduceOp.SUM) if dist.is_initialized() else value
 
 
 def all_reduce_max(value: torch.Tensor) -> torch.Tensor:
     """The element-wise max over processes, on the tensor's own device."""
-    if not dist.is_initialized():
-        return value
+    return _all_reduce(value, dist.ReduceOp.MAX) if dist.is_initialized() else value
+
+
+def _all_reduce(value: torch.Tensor, op: Any) -> torch.Tensor:
     home = value.device
     comm = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
     reduced = value.detach().to(comm, copy=True)
-    dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
+    dist.all_reduce(reduced, op=op)
     return reduced.to(home)
 
 
