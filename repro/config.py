@@ -23,6 +23,7 @@ from repro.sections import (  # noqa: F401 - the shared sections are part of thi
     QuantSection,
     Recipe,
     RewardSection,
+    ServerSection,
     SftSection,
     TrainSection,
 )

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,7 +15,8 @@ from repro.config import Recipe
 from repro.data.prompts import apply_chat, build_prompt, token_counter
 from repro.data.schema import Record
 from repro.errors import ConfigError
-from repro.generation import Sample, sample_groups
+from repro.generation import Sample
+from repro.generation_server import CompletionsClient, ServedAdapters, sample_groups, served_model
 from repro.l1.curriculum import CurriculumSampler, Phase
 from repro.l1.rewards import hybrid_rewards, overlong_penalty
 from repro.l1.rl import FillStats, Group, fill_batch, group_advantages, policy_loss, policy_loss_metrics
@@ -98,13 +100,25 @@ class RlSource:
     dynamic sampling decides on the groups of all of them, so the sampler state is the same everywhere.
     Each generation chunk is sampled under a seed of (recipe seed, round, batch, first prompt's place): with
     `rl.generation.batch_size=1` a group's samples do not depend on how many processes there are.
+
+    With `rl.generation.backend: server` the rollouts come from the server (one request per prompt, n = G,
+    each seeded by the prompt's place), sampled from the policy's LoRA adapter as ServedAdapters keeps it on the
+    server (written into `run_dir`/served-adapters). Old log-probs and the loss are still the training model's;
+    the server's log-probs only feed the `server_logprob_gap` metric.
     """
 
     def __init__(
-        self, recipe: Recipe, tokenizer: Any, records: list[Record], judge: Any = None, dist: DistInfo | None = None
+        self,
+        recipe: Recipe,
+        tokenizer: Any,
+        records: list[Record],
+        judge: Any = None,
+        dist: DistInfo | None = None,
+        run_dir: Path | None = None,
     ) -> None:
         self.recipe, self.cfg, self.tokenizer, self.judge = recipe, recipe.rl, tokenizer, judge
         self.dist = dist or DistInfo()
+        self.served = _served_adapters(recipe, run_dir, self.dist)
         self.records = {r.id: r for r in records}
         self.prompts = tokenized_prompts(records, recipe, tokenizer)
         ids = list(self.prompts)
@@ -137,6 +151,8 @@ class RlSource:
         round_no = step // self.updates_per_round
         phase = self.sampler.phase_at(round_no)
         started = time.perf_counter()
+        if self.served is not None:  # the policy after `step` updates, on the server before any of this round
+            self.served.serving(policy, step)
         timing = {"generate": 0.0, "reward": 0.0}
         scored: list[Scored] = []
 
@@ -198,12 +214,17 @@ class RlSource:
             gen = type(gen)(**{**gen.__dict__, "temperature": temperature})
         t0 = time.perf_counter()
         groups: list[list[Sample]] = []
-        for start in range(0, len(mine), gen.batch_size):
-            chunk = mine[start : start + gen.batch_size]
-            seed = _sampling_seed(self.recipe.seed, round_no, batch_no, chunk[0])
-            groups += sample_groups(
-                policy, self.tokenizer, [self.prompts[ids[i]] for i in chunk], self.cfg.group_size, gen, seed=seed
-            )
+        if self.served is not None:  # every prompt at once (the server batches), each under its own seed
+            seeds = [_sampling_seed(self.recipe.seed, round_no, batch_no, i) % 2**31 for i in mine]
+            prompts = [self.prompts[ids[i]] for i in mine]
+            groups = sample_groups(self.served.name, self.tokenizer, prompts, self.cfg.group_size, gen, seeds=seeds)
+        else:
+            for start in range(0, len(mine), gen.batch_size):
+                chunk = mine[start : start + gen.batch_size]
+                seed = _sampling_seed(self.recipe.seed, round_no, batch_no, chunk[0])
+                groups += sample_groups(
+                    policy, self.tokenizer, [self.prompts[ids[i]] for i in chunk], self.cfg.group_size, gen, seed=seed
+                )
         t1 = time.perf_counter()
         out, local = [], []
         for order, samples in zip(mine, groups, strict=True):
@@ -240,7 +261,7 @@ class RlSource:
     def _batch(self, rollout: Rollout) -> dict[str, Any]:
         advantages = group_advantages(rollout.rewards.unsqueeze(0), scale_std=self.cfg.scale_std)[0]
         responses = [torch.tensor(s.token_ids, dtype=torch.long) for s in rollout.samples]
-        return {
+        batch = {
             "prompt": rollout.prompt,
             "responses": responses,
             "advantages": advantages,
@@ -248,6 +269,9 @@ class RlSource:
             "temperature": rollout.temperature,
             "num_tokens": len(rollout.prompt) + sum(len(r) for r in responses),
         }
+        if any(s.logprobs is not None for s in rollout.samples):  # the server's, for the mismatch metric only
+            batch["server_logp"] = [None if s.logprobs is None else torch.tensor(s.logprobs) for s in rollout.samples]
+        return batch
 
     @torch.no_grad()
     def _old_logprobs(self, policy: Any, batches: list[dict[str, Any]]) -> None:
@@ -286,6 +310,10 @@ class RlSource:
             *args, ref_logp=ref, kl_coef=self.cfg.kl_coef, entropy=entropy, entropy_coef=self.cfg.entropy_coef
         )
         metrics = policy_loss_metrics(*args, ref_logp=ref, entropy=entropy)
+        if batch.get("server_logp"):
+            gap = server_logprob_gap(batch["server_logp"], old, mask)
+            if gap is not None:
+                metrics["server_logprob_gap"] = gap
         return LossOutput(loss_sum, units, metrics)
 
     def _idle_loss(self, model: Any) -> LossOutput:
@@ -294,6 +322,38 @@ class RlSource:
         pad = self.tokenizer.pad_token_id or 0
         out = model(input_ids=torch.tensor([[pad]], device=device)).logits
         return LossOutput(out.float().sum() * 0.0, 0)
+
+
+def server_logprob_gap(server: list[torch.Tensor | None], old: torch.Tensor, mask: torch.Tensor) -> float | None:
+    """Mean |server - trainer| log-prob over the sampled tokens the server reported: how far the server's policy
+    (its weights, precision and kernels) is from the one the loss uses. `old` [N, T] holds the trainer's log-probs
+    of the sampling policy (the round's old log-probs, or this update's own before any step of the round)."""
+    total, count = 0.0, 0
+    for row, values in enumerate(server):
+        if values is None:
+            continue
+        n = min(len(values), int(mask[row].sum()))
+        total += float((values[:n].to(old.device, old.dtype) - old[row, :n].detach()).abs().sum())
+        count += n
+    return total / count if count else None
+
+
+def _served_adapters(recipe: Recipe, run_dir: Path | None, dist: DistInfo) -> ServedAdapters | None:
+    """The server-side adapter of a `rl.generation.backend: server` run; None for local generation."""
+    gen = recipe.rl.generation
+    if gen.backend != "server":
+        return None
+    if not recipe.model.lora.enabled:
+        raise ConfigError(
+            "rl.generation.backend=server needs model.lora.enabled=true: the server samples from the policy's LoRA "
+            "adapter, reloaded after each update; with full fine-tuning it would need all the weights after every "
+            "update (use backend local)"
+        )
+    if run_dir is None:
+        raise ValueError("RlSource with rl.generation.backend=server needs the run folder (for the adapters)")
+    client = CompletionsClient(gen.server)
+    client.check_key()
+    return ServedAdapters(client, served_model(recipe.model, gen), run_dir / "served-adapters", dist.is_main)
 
 
 def split_into_updates(
