@@ -231,11 +231,13 @@ def sample_groups(
     for choices in replies:
         group = []
         for c in choices:
-            token_ids = c.token_ids
-            if token_ids is None:
-                retokenised += 1
-                token_ids = _encode(tokenizer, c.text) + ([eos] if c.finished and eos is not None else [])
-            group.append(Sample(token_ids, c.text, c.finished, c.logprobs))
+            if c.token_ids is not None:
+                group.append(Sample(c.token_ids, c.text, c.finished, c.logprobs))
+                continue
+            # the server's log-probs belong to its own tokens, which these ids may not match: left out
+            retokenised += 1
+            token_ids = _encode(tokenizer, c.text) + ([eos] if c.finished and eos is not None else [])
+            group.append(Sample(token_ids, c.text, c.finished, None))
         groups.append(group)
     if retokenised:
         log.warning(
@@ -251,6 +253,11 @@ def _adapters_moved(policy: Any) -> bool:
     return any("lora_B" in name and bool(p.detach().abs().max() > 0) for name, p in policy.named_parameters())
 
 
+def adapter_tag(folder: Path) -> str:
+    """The prefix of a run's adapter names: one server may serve several runs, the folder's hash keeps them apart."""
+    return "repro-" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:8]
+
+
 class ServedAdapters:
     """The training policy's LoRA adapter on the server, for RL rollouts.
 
@@ -263,8 +270,7 @@ class ServedAdapters:
 
     def __init__(self, client: CompletionsClient, base_model: str, folder: Path, is_main: bool = True) -> None:
         self.client, self.base_model, self.folder, self.is_main = client, base_model, folder, is_main
-        # one server may serve several runs: the run folder's hash keeps their adapter names apart
-        self.tag = "repro-" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:8]
+        self.tag = adapter_tag(folder)
         self.step: int | None = None
         self.name = base_model
 
