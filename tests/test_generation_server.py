@@ -591,3 +591,16 @@ def test_resuming_may_reach_the_server_elsewhere_but_not_sample_another_model(tm
         check_resume_plan(tmp_path, load_recipe(recipe_file, elsewhere), ("rl",))
     assert "the recipe changes the run's plan: rl.generation.server.model ('m' -> '')" in str(info.value)
     assert "base_url" not in str(info.value)
+
+
+def test_dump_prompts_to_a_folder_or_with_predictions_is_one_line(tmp_path, eval_data, tiny_model_dir, capsys):
+    recipe_file = eval_recipe_file(tmp_path, eval_data, tiny_model_dir, "http://127.0.0.1:9/v1")
+    for extra, said in (
+        (["--dump-prompts", str(tmp_path)], f"--dump-prompts {tmp_path}: is a folder; name a file"),
+        (["--dump-prompts", str(tmp_path / "p.jsonl"), "--predictions", "x.jsonl"], "give it without --predictions"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["eval", "loong", str(recipe_file), *extra])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.count("\n") == 1 and said in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "p.jsonl").exists()
