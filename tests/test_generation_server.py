@@ -604,3 +604,14 @@ def test_dump_prompts_to_a_folder_or_with_predictions_is_one_line(tmp_path, eval
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and said in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "p.jsonl").exists()
+
+
+def test_run_folders_keep_no_server_credentials():
+    from repro.config import recipe_to_yaml
+
+    url = "http://alice:s3cret@127.0.0.1:8000/v1"
+    overrides = [f"{stage}.generation.server.base_url={url}" for stage in ("eval", "rl", "solopo")]
+    text = recipe_to_yaml(load_recipe(REPO / "recipes" / "tiny" / "solopo.yaml", overrides[::2]))
+    text += recipe_to_yaml(load_recipe(REPO / "recipes" / "tiny" / "l1_rl.yaml", overrides[1:2]))
+    assert "s3cret" not in text and "alice" not in text
+    assert text.count("base_url: http://127.0.0.1:8000/v1") == 6  # eval, rl, solopo in each recipe
