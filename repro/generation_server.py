@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from repro.config import GenerationSection, ModelSection, ServerSection
-from repro.errors import ReproError
+from repro.errors import ConfigError, ReproError
 from repro.fsio import swap_folder
 from repro.generation import Sample
 from repro.generation import generate_texts as local_texts
@@ -246,6 +246,35 @@ def sample_groups(
             client.url, retokenised,
         )  # fmt: skip
     return groups
+
+
+def server_logprob_gap(server: list[torch.Tensor | None], old: torch.Tensor, mask: torch.Tensor) -> float | None:
+    """Mean |server - trainer| log-prob over the sampled tokens the server reported: how far the server's policy
+    (its weights, precision and kernels) is from the one the loss uses. `old` [N, T] holds the trainer's log-probs
+    of the sampling policy (the round's old log-probs, or this update's own before any step of the round)."""
+    total, count = 0.0, 0
+    for row, values in enumerate(server):
+        if values is None:
+            continue
+        n = min(len(values), int(mask[row].sum()))
+        total += float((values[:n].to(old.device, old.dtype) - old[row, :n].detach()).abs().sum())
+        count += n
+    return total / count if count else None
+
+
+def served_adapters(
+    model: ModelSection, gen: GenerationSection, stage: str, run_dir: Path, is_main: bool
+) -> ServedAdapters:
+    """The adapter a training stage's server samples from (RUN/served-adapters); full fine-tuning is refused."""
+    if not model.lora.enabled:
+        raise ConfigError(
+            f"{stage}.generation.backend=server needs model.lora.enabled=true: the server samples from the policy's "
+            "LoRA adapter, reloaded after each update; with full fine-tuning it would need all the weights after "
+            "every update (use backend local)"
+        )
+    client = CompletionsClient(gen.server)
+    client.check_key()
+    return ServedAdapters(client, served_model(model, gen), run_dir / "served-adapters", is_main)
 
 
 def _adapters_moved(policy: Any) -> bool:

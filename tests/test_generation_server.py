@@ -19,10 +19,10 @@ from repro.config import GenerationSection, ServerSection, load_recipe
 from repro.data.loong_mini import generate
 from repro.data.schema import read_records, write_records
 from repro.errors import ConfigError, ReproError
-from repro.generation_server import CompletionsClient, ServedAdapters, adapter_tag, sample_groups
+from repro.generation_server import CompletionsClient, ServedAdapters, adapter_tag, sample_groups, server_logprob_gap
 from repro.l1 import rollout
 from repro.l1.phased_rl import run_rl
-from repro.l1.rollout import RlSource, server_logprob_gap
+from repro.l1.rollout import RlSource
 from repro.loong.eval import run_eval
 from repro.loong.llm_client import EndpointDown, EndpointError
 from repro.modeling import load_model, load_tokenizer
@@ -542,6 +542,10 @@ def test_an_rl_server_that_dies_mid_round_fails_in_one_line_and_resume_continues
     last = err.splitlines()[-1]
     assert last.startswith("repro: error: 1 of 2 generation requests failed (first: endpoint down: ")
     assert "/v1/completions failed 1 attempt" in last
+    assert last.endswith(
+        f"; RL round 2 stopped, the run keeps its last checkpoint: run again with --resume --out {run} to "
+        "continue from it"
+    )
     assert [r["step"] for r in rl_rows(run)] == [1]
     tag = adapter_tag(run / "served-adapters")
 

@@ -14,9 +14,9 @@ import torch
 from repro.config import Recipe
 from repro.data.prompts import apply_chat, build_prompt, token_counter
 from repro.data.schema import Record
-from repro.errors import ConfigError
+from repro.errors import ConfigError, ReproError
 from repro.generation import Sample
-from repro.generation_server import CompletionsClient, ServedAdapters, sample_groups, served_model
+from repro.generation_server import sample_groups, served_adapters, server_logprob_gap
 from repro.l1.curriculum import CurriculumSampler, Phase
 from repro.l1.rewards import hybrid_rewards, overlong_penalty
 from repro.l1.rl import FillStats, Group, fill_batch, group_advantages, policy_loss, policy_loss_metrics
@@ -118,7 +118,11 @@ class RlSource:
     ) -> None:
         self.recipe, self.cfg, self.tokenizer, self.judge = recipe, recipe.rl, tokenizer, judge
         self.dist = dist or DistInfo()
-        self.served = _served_adapters(recipe, run_dir, self.dist)
+        self.served = None
+        if recipe.rl.generation.backend == "server":
+            if run_dir is None:
+                raise ValueError("RlSource with rl.generation.backend=server needs the run folder (for the adapters)")
+            self.served = served_adapters(recipe.model, recipe.rl.generation, "rl", run_dir, self.dist.is_main)
         self.records = {r.id: r for r in records}
         self.prompts = tokenized_prompts(records, recipe, tokenizer)
         ids = list(self.prompts)
@@ -217,7 +221,13 @@ class RlSource:
         if self.served is not None:  # every prompt at once (the server batches), each under its own seed
             seeds = [_sampling_seed(self.recipe.seed, round_no, batch_no, i) % 2**31 for i in mine]
             prompts = [self.prompts[ids[i]] for i in mine]
-            groups = sample_groups(self.served.name, self.tokenizer, prompts, self.cfg.group_size, gen, seeds=seeds)
+            try:
+                groups = sample_groups(self.served.name, self.tokenizer, prompts, self.cfg.group_size, gen, seeds=seeds)
+            except ReproError as exc:
+                raise type(exc)(
+                    f"{exc}; RL round {round_no + 1} stopped, the run keeps its last checkpoint: run again with "
+                    f"--resume --out {self.served.folder.parent} to continue from it"
+                ) from exc
         else:
             for start in range(0, len(mine), gen.batch_size):
                 chunk = mine[start : start + gen.batch_size]
@@ -322,38 +332,6 @@ class RlSource:
         pad = self.tokenizer.pad_token_id or 0
         out = model(input_ids=torch.tensor([[pad]], device=device)).logits
         return LossOutput(out.float().sum() * 0.0, 0)
-
-
-def server_logprob_gap(server: list[torch.Tensor | None], old: torch.Tensor, mask: torch.Tensor) -> float | None:
-    """Mean |server - trainer| log-prob over the sampled tokens the server reported: how far the server's policy
-    (its weights, precision and kernels) is from the one the loss uses. `old` [N, T] holds the trainer's log-probs
-    of the sampling policy (the round's old log-probs, or this update's own before any step of the round)."""
-    total, count = 0.0, 0
-    for row, values in enumerate(server):
-        if values is None:
-            continue
-        n = min(len(values), int(mask[row].sum()))
-        total += float((values[:n].to(old.device, old.dtype) - old[row, :n].detach()).abs().sum())
-        count += n
-    return total / count if count else None
-
-
-def _served_adapters(recipe: Recipe, run_dir: Path | None, dist: DistInfo) -> ServedAdapters | None:
-    """The server-side adapter of a `rl.generation.backend: server` run; None for local generation."""
-    gen = recipe.rl.generation
-    if gen.backend != "server":
-        return None
-    if not recipe.model.lora.enabled:
-        raise ConfigError(
-            "rl.generation.backend=server needs model.lora.enabled=true: the server samples from the policy's LoRA "
-            "adapter, reloaded after each update; with full fine-tuning it would need all the weights after every "
-            "update (use backend local)"
-        )
-    if run_dir is None:
-        raise ValueError("RlSource with rl.generation.backend=server needs the run folder (for the adapters)")
-    client = CompletionsClient(gen.server)
-    client.check_key()
-    return ServedAdapters(client, served_model(recipe.model, gen), run_dir / "served-adapters", dist.is_main)
 
 
 def split_into_updates(

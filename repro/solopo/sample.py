@@ -14,7 +14,7 @@ from repro.config import Recipe, recipe_to_yaml
 from repro.data.jsonl import appended_lines
 from repro.data.prompts import apply_chat, build_prompt, token_counter
 from repro.data.schema import Record, read_records
-from repro.errors import DataError
+from repro.errors import DataError, ReproError
 from repro.fsio import append_jsonl, atomic_write_json, atomic_write_text
 from repro.generation_server import sample_groups, served_model
 from repro.loong.run_files import drop_torn_tail, read_done
@@ -153,9 +153,15 @@ def make_pairs(recipe: Recipe, run_dir: Path, resume: bool = False) -> PairStats
             )
             for r in sampled
         ]
-        groups = sample_groups(
-            model, tokenizer, ids, cfg.samples, cfg.generation, seed=recipe.seed * 100_003 + index
-        ) if sampled else []  # fmt: skip
+        try:
+            groups = sample_groups(
+                model, tokenizer, ids, cfg.samples, cfg.generation, seed=recipe.seed * 100_003 + index
+            ) if sampled else []  # fmt: skip
+        except ReproError as exc:  # a generation server that failed: the finished chunks stay
+            raise type(exc)(
+                f"{exc}; the finished pairs are kept in {run_dir / PAIRS_FILE}: run again with --resume --out "
+                f"{run_dir} to sample the rest"
+            ) from exc
         for record, samples in zip(sampled, groups, strict=True):
             if record.id in done:  # a cut run wrote it; the seeded chunk samples it again identically
                 continue
