@@ -193,8 +193,9 @@ def generate_texts(
     `model` is the served model's name and `on_result(index, text)` hears each one as it arrives."""
     if gen.backend != "server":
         texts = local_texts(model, tokenizer, prompts, gen)
-        for i, text in enumerate(texts if on_result else []):
-            on_result(i, text)
+        if on_result is not None:
+            for i, text in enumerate(texts):
+                on_result(i, text)
         return texts
     client = CompletionsClient(gen.server)
 
