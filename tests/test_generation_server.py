@@ -249,6 +249,13 @@ def test_eval_on_the_server_judges_what_it_answered_to_the_dumped_prompts(vllm, 
         main(["eval", "loong", str(recipe_file), "--dump-prompts", str(tmp_path / "prompts.jsonl")])
     assert exit_info.value.code in (0, None) and server.requests == []  # dumping generates nothing
     dumped = {row["id"]: row["prompt"] for row in read_jsonl(tmp_path / "prompts.jsonl")}
+    # another generator's answers, one per dumped id, come back through --predictions
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps({"id": i, "prediction": "The answer is 0"}) + "\n" for i in dumped))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "loong", str(recipe_file), "--predictions", str(answers), "--out", str(tmp_path / "read")])
+    assert exit_info.value.code in (0, None) and server.requests == []
+    assert json.loads((tmp_path / "read" / "metrics.json").read_text())["n"] == len(dumped) == 6
     run_eval(load_recipe(recipe_file), tmp_path / "run")
     tokenizer = load_tokenizer(load_recipe(recipe_file).model)
     ids = {i: tokenizer(p, add_special_tokens=False)["input_ids"] for i, p in dumped.items()}
