@@ -96,13 +96,26 @@ def eval_loong(
     resume: bool = typer.Option(False, "--resume", help="Continue a run folder: finished items are not redone."),
     card: str = typer.Option(None, "--card", help="Also record the scores in this model folder's model_card.json."),
     card_key: str = typer.Option("loong_mini", "--card-key", help="The name the scores get in the model card."),
+    dump: str = typer.Option(
+        None,
+        "--dump-prompts",
+        metavar="FILE",
+        help='Write the chat-formatted prompts as JSONL ({"id", "prompt"}) for another generator, and stop.',
+    ),
 ) -> None:
     """Loong evaluation: generate or read predictions, judge (rule or LLM), write metrics.json and report.md."""
     from repro.config import load_recipe
-    from repro.loong.eval import run_eval
+    from repro.loong.eval import dump_prompts, run_eval
     from repro.runs import run_folder
 
     cfg = load_recipe(recipe, overrides or [])
+    if dump:
+        if predictions or resume or card:
+            raise ReproError(
+                "--dump-prompts writes the prompts and stops: give it without --predictions, --resume or --card"
+            )
+        typer.echo(f"{dump_prompts(cfg, dump)} prompts written to {dump}; judge the answers with --predictions FILE")
+        return
     run_dir = run_folder(cfg.output_dir, cfg.name, out, resume)
     metrics = run_eval(cfg, run_dir, predictions)
     if card:

@@ -23,6 +23,7 @@ from repro.sections import (  # noqa: F401 - the shared sections are part of thi
     QuantSection,
     Recipe,
     RewardSection,
+    ServerSection,
     SftSection,
     TrainSection,
 )
@@ -77,11 +78,19 @@ def load_recipe(
 
 
 def recipe_to_yaml(recipe: Recipe) -> str:
-    """The resolved recipe as YAML, as run folders keep it; a judge URL's user:password@ is left out."""
+    """The resolved recipe as YAML, as run folders keep it; the user:password@ of every endpoint URL (the judge's,
+    each generation server's) is left out."""
     from repro.redact import redact_url
 
-    data = dataclasses.asdict(recipe)
-    data["eval"]["llm_judge"]["base_url"] = redact_url(recipe.eval.llm_judge.base_url)
+    def without_credentials(tree: Any) -> Any:
+        if not isinstance(tree, dict):
+            return tree
+        return {
+            k: redact_url(v) if k == "base_url" and isinstance(v, str) else without_credentials(v)
+            for k, v in tree.items()
+        }
+
+    data = without_credentials(dataclasses.asdict(recipe))
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 

@@ -14,11 +14,13 @@ from repro.config import GenerationSection
 
 @dataclass
 class Sample:
-    """One completion: the generated ids (through the eos when one came), its text, whether it ended on eos."""
+    """One completion: the generated ids (through the eos when one came), its text, whether it ended on eos, and
+    the per-token log-probs a server reported (None from the local model, which recomputes its own)."""
 
     token_ids: list[int]
     text: str
     finished: bool
+    logprobs: list[float] | None = None
 
 
 def _decode_kwargs(

@@ -23,6 +23,8 @@ PLAN_KEYS = (
     "train.max_steps",
     "train.pack",
 )
+# how a generation server is reached (not what it serves): a resumed run may find it at another address
+SERVER_TRANSPORT = ("base_url", "api_key_env", "concurrency", "timeout_s", "max_retries")
 
 
 def run_folder(output_dir: str, name: str, out: str | None, resume: bool) -> Path:
@@ -46,6 +48,11 @@ def run_folder(output_dir: str, name: str, out: str | None, resume: bool) -> Pat
     if root.exists() and not root.is_dir():
         raise ReproError(f"output_dir {root}: is a file, not a folder; set output_dir=FOLDER or pass --out")
     return root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _transport(key: str) -> bool:
+    parts = key.split(".")
+    return len(parts) >= 2 and parts[-2] == "server" and parts[-1] in SERVER_TRANSPORT
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -74,7 +81,7 @@ def check_resume_plan(run_dir: Path, recipe: Any, stage_keys: tuple[str, ...]) -
     changed = sorted(
         k
         for k in set(saved) | set(now)
-        if any(k == p or k.startswith(p + ".") for p in keys) and saved.get(k) != now.get(k)
+        if any(k == p or k.startswith(p + ".") for p in keys) and saved.get(k) != now.get(k) and not _transport(k)
     )
     if changed:
         shown = ", ".join(f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in changed[:4])

@@ -129,12 +129,27 @@ class LoongMiniSection:
 
 
 @dataclass
+class ServerSection:
+    """An OpenAI-compatible server the user started (e.g. `vllm serve`), for generation.backend: server."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = ""  # the served model's name; empty: model.source as the recipe writes it (vllm serve's name)
+    api_key_env: str | None = None
+    concurrency: int = ranged(16, 1)  # requests in flight (each one prompt with its n samples)
+    timeout_s: float = ranged(600.0, 0.0, open_low=True)  # one request: a whole group of long samples
+    max_retries: int = ranged(2, 0)
+
+
+@dataclass
 class GenerationSection:
     max_new_tokens: int = ranged(256, 1)
     do_sample: bool = False
     temperature: float = ranged(0.7, 0.0, open_low=True)
     top_p: float = ranged(0.95, 0.0, 1.0, open_low=True)
     batch_size: int = ranged(4, 1)
+    # local: the kit's own model (HF generate); server: generation.server (docs/engine.md, "Generation on a server")
+    backend: Literal["local", "server"] = "local"
+    server: ServerSection = field(default_factory=ServerSection)
 
 
 @dataclass

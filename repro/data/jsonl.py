@@ -1,18 +1,31 @@
-"""Reading JSON and JSONL with locations: unreadable, non-UTF-8, bad or too deeply nested JSON is one DataError."""
+"""Reading JSON and JSONL with locations (unreadable, non-UTF-8, bad or too deeply nested JSON is one DataError);
+writing JSONL atomically."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from repro.errors import DataError
+from repro.fsio import atomic_write_text
 
 
 def os_reason(exc: OSError) -> str:
     """The short reason of an OS error ("Permission denied", "Is a directory")."""
     return exc.strerror or type(exc).__name__
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Any], what: str) -> None:
+    """`rows` as JSONL at `path`, written atomically; a path that cannot be written is one DataError naming `what`."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{what} {path}: is a folder; name a file")
+    try:
+        atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    except OSError as exc:
+        raise DataError(f"{what} {path}: cannot write it ({os_reason(exc)})") from None
 
 
 def read_text(path: Path) -> str:

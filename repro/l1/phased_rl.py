@@ -57,7 +57,8 @@ def run_rl(recipe: Recipe, run_dir: Path, dist: DistInfo, resume: bool = False) 
 
     def read() -> RlSource:
         # records, prompts and phases are checked with the tokenizer alone, before the weights load
-        return RlSource(recipe, load_tokenizer(recipe.model), select_rl_records(recipe), build_judge(recipe), dist)
+        tokenizer, records = load_tokenizer(recipe.model), select_rl_records(recipe)
+        return RlSource(recipe, tokenizer, records, build_judge(recipe), dist, run_dir)
 
     def build(loaded: Any, source: RlSource) -> Stage:
         cfg = recipe.rl

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,8 +14,9 @@ import torch
 from repro.config import Recipe
 from repro.data.prompts import apply_chat, build_prompt, token_counter
 from repro.data.schema import Record
-from repro.errors import ConfigError
-from repro.generation import Sample, sample_groups
+from repro.errors import ConfigError, ReproError
+from repro.generation import Sample
+from repro.generation_server import sample_groups, served_adapters, server_logprob_gap
 from repro.l1.curriculum import CurriculumSampler, Phase
 from repro.l1.rewards import hybrid_rewards, overlong_penalty
 from repro.l1.rl import FillStats, Group, fill_batch, group_advantages, policy_loss, policy_loss_metrics
@@ -98,13 +100,29 @@ class RlSource:
     dynamic sampling decides on the groups of all of them, so the sampler state is the same everywhere.
     Each generation chunk is sampled under a seed of (recipe seed, round, batch, first prompt's place): with
     `rl.generation.batch_size=1` a group's samples do not depend on how many processes there are.
+
+    With `rl.generation.backend: server` the rollouts come from the server (one request per prompt, n = G,
+    each seeded by the prompt's place), sampled from the policy's LoRA adapter as ServedAdapters keeps it on the
+    server (written into `run_dir`/served-adapters). Old log-probs and the loss are still the training model's;
+    the server's log-probs only feed the `server_logprob_gap` metric.
     """
 
     def __init__(
-        self, recipe: Recipe, tokenizer: Any, records: list[Record], judge: Any = None, dist: DistInfo | None = None
+        self,
+        recipe: Recipe,
+        tokenizer: Any,
+        records: list[Record],
+        judge: Any = None,
+        dist: DistInfo | None = None,
+        run_dir: Path | None = None,
     ) -> None:
         self.recipe, self.cfg, self.tokenizer, self.judge = recipe, recipe.rl, tokenizer, judge
         self.dist = dist or DistInfo()
+        self.served = None
+        if recipe.rl.generation.backend == "server":
+            if run_dir is None:
+                raise ValueError("RlSource with rl.generation.backend=server needs the run folder (for the adapters)")
+            self.served = served_adapters(recipe.model, recipe.rl.generation, "rl", run_dir, self.dist.is_main)
         self.records = {r.id: r for r in records}
         self.prompts = tokenized_prompts(records, recipe, tokenizer)
         ids = list(self.prompts)
@@ -137,6 +155,8 @@ class RlSource:
         round_no = step // self.updates_per_round
         phase = self.sampler.phase_at(round_no)
         started = time.perf_counter()
+        if self.served is not None:  # the policy after `step` updates, on the server before any of this round
+            self.served.serving(policy, step)
         timing = {"generate": 0.0, "reward": 0.0}
         scored: list[Scored] = []
 
@@ -198,12 +218,23 @@ class RlSource:
             gen = type(gen)(**{**gen.__dict__, "temperature": temperature})
         t0 = time.perf_counter()
         groups: list[list[Sample]] = []
-        for start in range(0, len(mine), gen.batch_size):
-            chunk = mine[start : start + gen.batch_size]
-            seed = _sampling_seed(self.recipe.seed, round_no, batch_no, chunk[0])
-            groups += sample_groups(
-                policy, self.tokenizer, [self.prompts[ids[i]] for i in chunk], self.cfg.group_size, gen, seed=seed
-            )
+        if self.served is not None:  # every prompt at once (the server batches), each under its own seed
+            seeds = [_sampling_seed(self.recipe.seed, round_no, batch_no, i) % 2**31 for i in mine]
+            prompts = [self.prompts[ids[i]] for i in mine]
+            try:
+                groups = sample_groups(self.served.name, self.tokenizer, prompts, self.cfg.group_size, gen, seeds=seeds)
+            except ReproError as exc:
+                raise type(exc)(
+                    f"{exc}; RL round {round_no + 1} stopped, the run keeps its last checkpoint: run again with "
+                    f"--resume --out {self.served.folder.parent} to continue from it"
+                ) from exc
+        else:
+            for start in range(0, len(mine), gen.batch_size):
+                chunk = mine[start : start + gen.batch_size]
+                seed = _sampling_seed(self.recipe.seed, round_no, batch_no, chunk[0])
+                groups += sample_groups(
+                    policy, self.tokenizer, [self.prompts[ids[i]] for i in chunk], self.cfg.group_size, gen, seed=seed
+                )
         t1 = time.perf_counter()
         out, local = [], []
         for order, samples in zip(mine, groups, strict=True):
@@ -240,7 +271,7 @@ class RlSource:
     def _batch(self, rollout: Rollout) -> dict[str, Any]:
         advantages = group_advantages(rollout.rewards.unsqueeze(0), scale_std=self.cfg.scale_std)[0]
         responses = [torch.tensor(s.token_ids, dtype=torch.long) for s in rollout.samples]
-        return {
+        batch = {
             "prompt": rollout.prompt,
             "responses": responses,
             "advantages": advantages,
@@ -248,6 +279,9 @@ class RlSource:
             "temperature": rollout.temperature,
             "num_tokens": len(rollout.prompt) + sum(len(r) for r in responses),
         }
+        if any(s.logprobs is not None for s in rollout.samples):  # the server's, for the mismatch metric only
+            batch["server_logp"] = [None if s.logprobs is None else torch.tensor(s.logprobs) for s in rollout.samples]
+        return batch
 
     @torch.no_grad()
     def _old_logprobs(self, policy: Any, batches: list[dict[str, Any]]) -> None:
@@ -286,6 +320,10 @@ class RlSource:
             *args, ref_logp=ref, kl_coef=self.cfg.kl_coef, entropy=entropy, entropy_coef=self.cfg.entropy_coef
         )
         metrics = policy_loss_metrics(*args, ref_logp=ref, entropy=entropy)
+        if batch.get("server_logp"):
+            gap = server_logprob_gap(batch["server_logp"], old, mask)
+            if gap is not None:
+                metrics["server_logprob_gap"] = gap
         return LossOutput(loss_sum, units, metrics)
 
     def _idle_loss(self, model: Any) -> LossOutput:

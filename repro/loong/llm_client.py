@@ -1,4 +1,4 @@
-"""An OpenAI-compatible chat-completions client (stdlib only) with deadlines, retries, backoff and a thread pool."""
+"""The kit's one HTTP client (stdlib only): OpenAI-compatible endpoints, with deadlines, retries and a thread pool."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any
+from typing import Any, TypeVar
 
 from repro.errors import ConfigError, ReproError
 from repro.redact import printable_excerpt, redact_secrets, redact_url
 
 Messages = list[dict[str, str]]
+T = TypeVar("T")
 
 MAX_REPLY_BYTES = 16 * 2**20
 # Of a reply that is shown only as an excerpt: enough to find and redact a secret near its start.
@@ -36,8 +37,9 @@ class EndpointDown(EndpointError):
     """Every attempt failed: connection error, timeout, HTTP 429 or 5xx, or a reply that is not a chat completion."""
 
 
-class _NotAChatCompletion(Exception):
-    """A 2xx reply that cannot be read as a chat completion; retried like a 5xx."""
+class BadReply(Exception):
+    """A 2xx reply that cannot be read as what was asked (a chat completion, a text completion); retried like a
+    5xx."""
 
     def __init__(self, raw: bytes, what: str = "answered something that is not a chat completion") -> None:
         super().__init__(what)
@@ -160,7 +162,7 @@ def _read_capped(response: Any, cap: int) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
         if size > cap:
-            raise _NotAChatCompletion(b"".join(chunks)[:DETAIL_BYTES], f"answered more than {cap} bytes")
+            raise BadReply(b"".join(chunks)[:DETAIL_BYTES], f"answered more than {cap} bytes")
     return b"".join(chunks)
 
 
@@ -169,7 +171,7 @@ def _content(raw: bytes) -> str:
         content = json.loads(raw)["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError, RecursionError):
         # ValueError covers bad JSON and bad UTF-8; RecursionError a hostile nesting depth.
-        raise _NotAChatCompletion(raw[:DETAIL_BYTES]) from None
+        raise BadReply(raw[:DETAIL_BYTES]) from None
     return content if isinstance(content, str) else ""
 
 
@@ -182,52 +184,46 @@ def _describe(exc: BaseException) -> str:
     return f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
 
 
-class ChatClient:
-    """POSTs {base_url}/chat/completions; the API key is read from `api_key_env` at call time and never stored.
+class EndpointClient:
+    """POSTs JSON to paths under base_url; the API key is read from `api_key_env` at call time and never stored.
 
     Each attempt must finish (connect, send, whole reply) within timeout_s. Attempts = 1 + max_retries. After
     failed attempt i (from 0) it sleeps backoff_s * 2**i, or longer when a 429 names a Retry-After of up to 60 s.
     `sleep` is injectable for tests. The key and any user:password@ of base_url (sent as Basic auth) are
     replaced by *** in replies and in error messages; error messages are one line with control bytes escaped.
+    `label` names the recipe section in messages about the set-up (e.g. "judge", "generation.server").
     """
 
     def __init__(
         self,
         base_url: str,
-        model: str,
         api_key_env: str | None = None,
         timeout_s: float = 60,
         max_retries: int = 4,
         backoff_s: float = 1.0,
         concurrency: int = 4,
-        temperature: float = 0.0,
-        max_tokens: int = 512,
         sleep: Callable[[float], None] = time.sleep,
+        label: str = "judge",
     ) -> None:
-        parts = _split_base_url(base_url)
-        if timeout_s <= 0 or max_retries < 0 or backoff_s < 0 or concurrency < 1 or max_tokens < 1:
-            raise ConfigError(
-                "judge client needs timeout_s > 0, max_retries >= 0, backoff_s >= 0, concurrency >= 1, max_tokens >= 1"
-            )
+        parts = _split_base_url(base_url, label)
+        if timeout_s <= 0 or max_retries < 0 or backoff_s < 0 or concurrency < 1:
+            raise ConfigError(f"{label} client needs timeout_s > 0, max_retries >= 0, backoff_s >= 0, concurrency >= 1")
         self._basic: str | None = None
         self._url_secrets: list[str] = []
         if "@" in parts.netloc:
             if api_key_env:
                 raise ConfigError(
-                    "judge base_url has user:password@ and api_key_env is set; both would be the Authorization "
+                    f"{label} base_url has user:password@ and api_key_env is set; both would be the Authorization "
                     "header, so keep only one"
                 )
             self._basic, self._url_secrets = _basic_auth(parts.netloc.rsplit("@", 1)[0])
         self.base_url = redact_url(base_url).rstrip("/")
-        self.url = self.base_url + "/chat/completions"
-        self.model = model
+        self.url = self.base_url
         self.api_key_env = api_key_env
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.concurrency = concurrency
-        self.temperature = temperature
-        self.max_tokens = max_tokens
         self._sleep = sleep
         self._tls: ssl.SSLContext | None = None
         if parts.scheme == "https":
@@ -236,8 +232,8 @@ class ChatClient:
 
     def __repr__(self) -> str:
         return (
-            f"ChatClient(base_url={self.base_url!r}, model={self.model!r}, "
-            f"api_key_env={self.api_key_env!r}, concurrency={self.concurrency})"
+            f"{type(self).__name__}(base_url={self.base_url!r}, api_key_env={self.api_key_env!r}, "
+            f"concurrency={self.concurrency})"
         )
 
     def check_key(self) -> None:
@@ -268,8 +264,17 @@ class ChatClient:
     def _fail(self, cls: type[EndpointError], message: str, secrets: Iterable[str]) -> EndpointError:
         return cls(printable_excerpt(redact_secrets(message, secrets), 1000))
 
-    def complete(self, messages: Messages) -> str:
-        """The assistant's reply text for one chat, secrets redacted; raises EndpointError / EndpointDown."""
+    def redact(self, text: str) -> str:
+        """`text` with the key and any URL credentials replaced by ***."""
+        return redact_secrets(text, [self._key() or "", *self._url_secrets])
+
+    def post(self, path: str, payload: Any, parse: Callable[[bytes], T]) -> T:
+        """POST `payload` as JSON to {base_url}{path}; `parse(reply bytes)` (raising BadReply) makes the result.
+
+        Raises EndpointError (a 4xx other than 429, or a redirect: not retried) or EndpointDown (every attempt
+        failed). A parsed result's strings are the caller's to redact (see `redact`).
+        """
+        url = self.base_url + path
         key = self._key()
         secrets = [key or "", *self._url_secrets]
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -277,27 +282,25 @@ class ChatClient:
             headers["Authorization"] = f"Bearer {key}"
         elif self._basic:
             headers["Authorization"] = f"Basic {self._basic}"
-        body = json.dumps(
-            {"model": self.model, "messages": messages, "temperature": self.temperature, "max_tokens": self.max_tokens}
-        ).encode("utf-8")
+        body = json.dumps(payload).encode("utf-8")
         attempts = self.max_retries + 1
         last = ""
         for attempt in range(attempts):
             wait = self.backoff_s * 2**attempt
             try:
-                return redact_secrets(self._attempt(body, headers, time.monotonic() + self.timeout_s), secrets)
+                return self._attempt(url, body, headers, time.monotonic() + self.timeout_s, parse)
             except urllib.error.HTTPError as exc:
                 if exc.code != 429 and exc.code < 500:
                     detail = self._shown(_read_detail(exc), secrets)
                     hint = " (redirects are not followed: put the final address in base_url)" if exc.code < 400 else ""
-                    message = f"{self.url} answered HTTP {exc.code}{hint}: {detail}"
+                    message = f"{url} answered HTTP {exc.code}{hint}: {detail}"
                     raise self._fail(EndpointError, message, secrets) from None
                 exc.close()
                 last = f"HTTP {exc.code}"
                 retry_after = exc.headers.get("Retry-After", "") if exc.headers else ""
                 if exc.code == 429 and retry_after.strip().isdigit():
                     wait = max(wait, min(float(retry_after), 60.0))
-            except _NotAChatCompletion as exc:
+            except BadReply as exc:
                 last = f"{exc.what}: {self._shown(exc.raw, secrets)}"
             except (OSError, http.client.HTTPException) as exc:
                 # URLError, timeouts, refused or reset connections, and a server that hangs up mid-answer.
@@ -305,41 +308,45 @@ class ChatClient:
             if attempt < attempts - 1:
                 self._sleep(wait)
         tries = f"{attempts} attempt" + ("s" if attempts > 1 else "")
-        raise self._fail(EndpointDown, f"endpoint down: {self.url} failed {tries} (last: {last})", secrets)
+        raise self._fail(EndpointDown, f"endpoint down: {url} failed {tries} (last: {last})", secrets)
 
-    def _attempt(self, body: bytes, headers: dict[str, str], deadline: float) -> str:
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+    def _attempt(
+        self, url: str, body: bytes, headers: dict[str, str], deadline: float, parse: Callable[[bytes], T]
+    ) -> T:
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         opener = urllib.request.build_opener(_DeadlineHandler(deadline, self._tls), _NoRedirects())
         with opener.open(request, timeout=_remaining(deadline)) as response:
             raw = _read_capped(response, MAX_REPLY_BYTES)
-        return _content(raw)
+        return parse(raw)
 
-    def complete_many(
+    def map_concurrent(
         self,
-        batch: Sequence[Messages],
-        on_result: Callable[[int, str | Exception], None] | None = None,
-    ) -> list[str | Exception]:
-        """complete() for each chat on `concurrency` threads; results (or the exception) in input order.
+        call: Callable[[Any], T],
+        items: Sequence[Any],
+        on_result: Callable[[int, T | Exception], None] | None = None,
+        noun: str = "requests",
+    ) -> list[T | Exception]:
+        """call(item) for each item on `concurrency` threads; results (or the exception) in input order.
 
-        `on_result(index, result)` runs in the calling thread once per chat as each one finishes, so it may append
-        to a file. A failed chat does not stop the others. Only when max(concurrency, 3) chats in a row have failed
-        does the endpoint count as down: chats not started yet are then not sent, and get an EndpointDown saying so.
+        `on_result(index, result)` runs in the calling thread once per item as each one finishes, so it may append
+        to a file. A failed item does not stop the others. Only when max(concurrency, 3) items in a row have failed
+        does the endpoint count as down: items not started yet are then not sent, and get an EndpointDown saying so.
         """
-        if not batch:
+        if not items:
             return []
-        self._key()  # a missing key fails once, here, rather than once per chat
+        self._key()  # a missing key fails once, here, rather than once per item
         give_up_after = max(self.concurrency, 3)
-        results: list[str | Exception] = [ReproError("not run")] * len(batch)
+        results: list[T | Exception] = [ReproError("not run")] * len(items)
         failed_in_a_row = 0
         first_failure: Exception | None = None
-        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(batch)), thread_name_prefix="chat")
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(items)), thread_name_prefix="endpoint")
         try:
-            futures = {pool.submit(self.complete, messages): i for i, messages in enumerate(batch)}
+            futures = {pool.submit(call, item): i for i, item in enumerate(items)}
             for future in as_completed(futures):
                 i = futures[future]
                 if future.cancelled():
-                    result: str | Exception = EndpointDown(
-                        f"not sent: {give_up_after} chats in a row failed before it (first: {first_failure})"
+                    result: T | Exception = EndpointDown(
+                        f"not sent: {give_up_after} {noun} in a row failed before it (first: {first_failure})"
                     )
                 else:
                     try:
@@ -364,21 +371,80 @@ class ChatClient:
         return results
 
 
-def _split_base_url(base_url: str) -> urllib.parse.SplitResult:
+class ChatClient(EndpointClient):
+    """POSTs {base_url}/chat/completions at a fixed temperature and max_tokens (see EndpointClient)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = None,
+        timeout_s: float = 60,
+        max_retries: int = 4,
+        backoff_s: float = 1.0,
+        concurrency: int = 4,
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        _split_base_url(base_url, "judge")
+        if timeout_s <= 0 or max_retries < 0 or backoff_s < 0 or concurrency < 1 or max_tokens < 1:
+            raise ConfigError(
+                "judge client needs timeout_s > 0, max_retries >= 0, backoff_s >= 0, concurrency >= 1, max_tokens >= 1"
+            )
+        super().__init__(base_url, api_key_env, timeout_s, max_retries, backoff_s, concurrency, sleep, "judge")
+        self.url = self.base_url + "/chat/completions"
+        self.model = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+
+    def __repr__(self) -> str:
+        return (
+            f"ChatClient(base_url={self.base_url!r}, model={self.model!r}, "
+            f"api_key_env={self.api_key_env!r}, concurrency={self.concurrency})"
+        )
+
+    def complete(self, messages: Messages) -> str:
+        """The assistant's reply text for one chat, secrets redacted; raises EndpointError / EndpointDown."""
+        payload = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+        return self.redact(self.post("/chat/completions", payload, _content))
+
+    def complete_many(
+        self,
+        batch: Sequence[Messages],
+        on_result: Callable[[int, str | Exception], None] | None = None,
+    ) -> list[str | Exception]:
+        """complete() for each chat on `concurrency` threads; results (or the exception) in input order.
+
+        `on_result(index, result)` runs in the calling thread once per chat as each one finishes, so it may append
+        to a file. A failed chat does not stop the others. Only when max(concurrency, 3) chats in a row have failed
+        does the endpoint count as down: chats not started yet are then not sent, and get an EndpointDown saying so.
+        """
+        return self.map_concurrent(self.complete, batch, on_result, noun="chats")
+
+
+def _split_base_url(base_url: str, label: str = "judge") -> urllib.parse.SplitResult:
     """The parsed base_url, or a ConfigError that shows no part of a user:password@."""
     shown = printable_excerpt(redact_url(base_url), 300)
     if any(ch.isspace() or not ch.isprintable() for ch in base_url):
-        raise ConfigError(f"judge base_url contains spaces or control characters: '{shown}'")
+        raise ConfigError(f"{label} base_url contains spaces or control characters: '{shown}'")
     try:
         parts = urllib.parse.urlsplit(base_url)
         _port = parts.port  # raises ValueError when the port is not a number
     except ValueError:
         # An unencoded "/" or "#" in a password leaves part of it where the host or port should be: show none of it.
-        raise ConfigError("judge base_url has a host or port that does not parse (percent-encode a password)") from None
+        raise ConfigError(
+            f"{label} base_url has a host or port that does not parse (percent-encode a password)"
+        ) from None
     if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"judge base_url must start with http:// or https://, got '{shown}'")
+        raise ConfigError(f"{label} base_url must start with http:// or https://, got '{shown}'")
     if not parts.hostname:
-        raise ConfigError(f"judge base_url names no host: '{shown}'")
+        raise ConfigError(f"{label} base_url names no host: '{shown}'")
     return parts
 
 

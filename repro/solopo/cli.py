@@ -18,6 +18,7 @@ from repro.commands import (
     seed_list,
     training_command,
 )
+from repro.errors import ReproError
 from repro.solopo.reproduce import REDO_STAGES
 
 RedoStage = redo_choices(REDO_STAGES)
@@ -38,13 +39,27 @@ def pairs_command(
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
     out: str = typer.Option(None, "--out", help=OUT_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue the run folder's pairs.jsonl."),
+    dump: str = typer.Option(
+        None,
+        "--dump-prompts",
+        metavar="FILE",
+        help='Write the chat-formatted prompts as JSONL ({"id", "context", "prompt", "n"}) for another generator, '
+        "and stop.",
+    ),
 ) -> None:
     """Sample K responses per example on its short (or long) context, score them, keep a correct and a wrong one."""
     from repro.config import load_recipe
     from repro.runs import run_folder
-    from repro.solopo.sample import PAIRS_FILE, make_pairs
+    from repro.solopo.sample import PAIRS_FILE, dump_pair_prompts, make_pairs
 
     cfg = load_recipe(recipe, overrides or [])
+    if dump:
+        if resume:
+            raise ReproError("--dump-prompts writes the prompts and stops: give it without --resume")
+        written, left_out = dump_pair_prompts(cfg, dump)
+        too_long = f" ({left_out} left out: their needed documents alone exceed solopo.max_input_tokens)"
+        typer.echo(f"{written} prompts written to {dump}" + (too_long if left_out else ""))
+        return
     run_dir = run_folder(cfg.output_dir, cfg.name, out, resume)
     stats = make_pairs(cfg, run_dir, resume=resume)
     typer.echo(f"{stats.line()}: {run_dir / PAIRS_FILE}")

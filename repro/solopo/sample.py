@@ -14,9 +14,9 @@ from repro.config import Recipe, recipe_to_yaml
 from repro.data.jsonl import appended_lines
 from repro.data.prompts import apply_chat, build_prompt, token_counter
 from repro.data.schema import Record, read_records
-from repro.errors import DataError
+from repro.errors import DataError, ReproError
 from repro.fsio import append_jsonl, atomic_write_json, atomic_write_text
-from repro.generation import sample_groups
+from repro.generation_server import sample_groups, served_model
 from repro.loong.run_files import drop_torn_tail, read_done
 from repro.loong.verify import reward_config, verify_answer
 from repro.progress import progress
@@ -124,16 +124,13 @@ def make_pairs(recipe: Recipe, run_dir: Path, resume: bool = False) -> PairStats
     correct or none is wrong (choose_pair), and an example whose needed documents alone exceed
     solopo.max_input_tokens gets a row with `too_long: true` and no samples.
     """
-    from repro.modeling import load_model
-
     cfg = recipe.solopo
     if resume:
         check_resume_plan(run_dir, recipe, stage_keys=("solopo",))
     records = select_solopo_records(recipe)
     done = _finished_rows(run_dir / PAIRS_FILE) if resume else {}
-    model_cfg = dataclasses.replace(recipe.model, lora=dataclasses.replace(recipe.model.lora, enabled=False))
-    loaded = load_model(model_cfg, training=False)
-    tokenizer, rewards = loaded.tokenizer, reward_config(cfg.reward)
+    model, tokenizer = _sampler(recipe)
+    rewards = reward_config(cfg.reward)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
     step = max(1, cfg.generation.batch_size)
@@ -156,9 +153,15 @@ def make_pairs(recipe: Recipe, run_dir: Path, resume: bool = False) -> PairStats
             )
             for r in sampled
         ]
-        groups = sample_groups(
-            loaded.model, tokenizer, ids, cfg.samples, cfg.generation, seed=recipe.seed * 100_003 + index
-        ) if sampled else []  # fmt: skip
+        try:
+            groups = sample_groups(
+                model, tokenizer, ids, cfg.samples, cfg.generation, seed=recipe.seed * 100_003 + index
+            ) if sampled else []  # fmt: skip
+        except ReproError as exc:  # a generation server that failed: the finished chunks stay
+            raise type(exc)(
+                f"{exc}; the finished pairs are kept in {run_dir / PAIRS_FILE}: run again with --resume --out "
+                f"{run_dir} to sample the rest"
+            ) from exc
         for record, samples in zip(sampled, groups, strict=True):
             if record.id in done:  # a cut run wrote it; the seeded chunk samples it again identically
                 continue
@@ -191,6 +194,40 @@ def make_pairs(recipe: Recipe, run_dir: Path, resume: bool = False) -> PairStats
     atomic_write_json(run_dir / "summary.json", {**dataclasses.asdict(stats), "context": cfg.context})
     log.info("%s -> %s", stats.line(), run_dir / PAIRS_FILE)
     return stats
+
+
+def _sampler(recipe: Recipe) -> tuple[Any, Any]:
+    """What samples the responses and its tokenizer: the policy without adapters, or (generation.backend
+    server) the name the server serves it under."""
+    from repro.modeling import load_model, load_tokenizer
+
+    gen = recipe.solopo.generation
+    if gen.backend == "server":
+        return served_model(recipe.model, gen), load_tokenizer(recipe.model)
+    model_cfg = dataclasses.replace(recipe.model, lora=dataclasses.replace(recipe.model.lora, enabled=False))
+    loaded = load_model(model_cfg, training=False)
+    return loaded.model, loaded.tokenizer
+
+
+def dump_pair_prompts(recipe: Recipe, out: str) -> tuple[int, int]:
+    """Write each selected example's chat-formatted prompt on solopo.context, exactly as sampling would feed it, to
+    `out` as JSONL ({"id", "context", "prompt", "n"}, n = solopo.samples), atomically. Returns (written, left out:
+    needed documents alone over solopo.max_input_tokens)."""
+    from repro.data.jsonl import write_jsonl
+    from repro.modeling import load_tokenizer
+
+    cfg = recipe.solopo
+    tokenizer = load_tokenizer(recipe.model)
+    rows = []
+    records = select_solopo_records(recipe)
+    for record in records:
+        prompts = context_prompts(record, recipe, tokenizer)
+        if prompts is not None:
+            rows.append(
+                {"id": record.id, "context": cfg.context, "prompt": getattr(prompts, cfg.context), "n": cfg.samples}
+            )
+    write_jsonl(out, rows, "--dump-prompts")
+    return len(rows), len(records) - len(rows)
 
 
 def _finished_rows(path: Path) -> dict[str, dict]:
