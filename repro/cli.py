@@ -10,7 +10,7 @@ import warnings
 
 import typer
 
-from repro.commands import OUT_HELP, OVERRIDES_HELP, RECIPE, RECIPE_HELP, Dtype
+from repro.commands import NPROC_HELP, OUT_HELP, OVERRIDES_HELP, RECIPE, RECIPE_HELP, Dtype, processes
 from repro.data.cli import data_app
 from repro.errors import ReproError
 from repro.papers import load_papers
@@ -96,6 +96,7 @@ def eval_loong(
     resume: bool = typer.Option(False, "--resume", help="Continue a run folder: finished items are not redone."),
     card: str = typer.Option(None, "--card", help="Also record the scores in this model folder's model_card.json."),
     card_key: str = typer.Option("loong_mini", "--card-key", help="The name the scores get in the model card."),
+    nproc: int = typer.Option(1, "--nproc", help=NPROC_HELP + " Each process generates its share of the items."),
     dump: str = typer.Option(
         None,
         "--dump-prompts",
@@ -106,7 +107,6 @@ def eval_loong(
     """Loong evaluation: generate or read predictions, judge (rule or LLM), write metrics.json and report.md."""
     from repro.config import load_recipe
     from repro.loong.eval import dump_prompts, run_eval
-    from repro.runs import run_folder
 
     cfg = load_recipe(recipe, overrides or [])
     if dump:
@@ -116,8 +116,10 @@ def eval_loong(
             )
         typer.echo(f"{dump_prompts(cfg, dump)} prompts written to {dump}; judge the answers with --predictions FILE")
         return
-    run_dir = run_folder(cfg.output_dir, cfg.name, out, resume)
-    metrics = run_eval(cfg, run_dir, predictions)
+    with processes(cfg, nproc, out, resume) as (run_dir, dist):
+        metrics = run_eval(cfg, run_dir, predictions, dist)
+    if metrics is None:  # a helper process of --nproc: the main one reports
+        return
     if card:
         from repro.init_model import update_model_card
 

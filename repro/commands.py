@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
 
@@ -91,11 +93,24 @@ def train_stage(
     stage: Any, recipe: str, overrides: list[str] | None, out: str | None, resume: bool, nproc: int
 ) -> None:
     """Load and check the recipe, re-launch under torchrun for several processes, pick the run folder, train."""
-    if nproc < 1:
-        raise ReproError(f"--nproc: expected 1 or more processes, got {nproc}")
     from repro.config import load_recipe
 
     cfg = load_recipe(recipe, overrides or [])  # a bad recipe fails here once, not in each process
+    with processes(cfg, nproc, out, resume) as (run_dir, dist):
+        result = stage(cfg, run_dir, dist, resume=resume)
+    if dist.is_main and result.final_loss is None:
+        typer.echo(f"nothing left to train: the run had finished its {result.steps} steps; run folder: {run_dir}")
+    elif dist.is_main:
+        typer.echo(f"{result.steps} steps, final loss {result.final_loss:.4f}; run folder: {run_dir}")
+
+
+@contextlib.contextmanager
+def processes(cfg: Any, nproc: int, out: str | None, resume: bool) -> Iterator[tuple[Any, Any]]:
+    """The run folder and this process's DistInfo, with `nproc` processes: more than one re-launches this very
+    command under torchrun (a GPU each, or gloo processes when model.device is cpu) and every process runs the
+    body; the process group is torn down after it."""
+    if nproc < 1:
+        raise ReproError(f"--nproc: expected 1 or more processes, got {nproc}")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         check_gpus_for(nproc, on_cpu=cfg.model.device == "cpu")
         _relaunch_under_torchrun(nproc)
@@ -103,14 +118,9 @@ def train_stage(
 
     dist = setup_distributed(cpu=cfg.model.device == "cpu")
     try:
-        run_dir = agreed_run_folder(cfg, out, resume, dist.is_main)
-        result = stage(cfg, run_dir, dist, resume=resume)
+        yield agreed_run_folder(cfg, out, resume, dist.is_main), dist
     finally:
         teardown()
-    if dist.is_main and result.final_loss is None:
-        typer.echo(f"nothing left to train: the run had finished its {result.steps} steps; run folder: {run_dir}")
-    elif dist.is_main:
-        typer.echo(f"{result.steps} steps, final loss {result.final_loss:.4f}; run folder: {run_dir}")
 
 
 def agreed_run_folder(cfg, out: str | None, resume: bool, is_main: bool):

@@ -20,6 +20,7 @@ from repro.loong.run_files import drop_torn_tail, read_done, read_predictions
 from repro.progress import progress
 from repro.redact import redact_url
 from repro.runrecord import write_environment
+from repro.train.dist import DistInfo, barrier
 
 log = logging.getLogger("repro.eval")
 
@@ -81,41 +82,70 @@ def _row(item: EvalItem, text: str) -> dict:
     }
 
 
-def generate_predictions(items: list[EvalItem], recipe: Recipe, run_dir: Path) -> None:
+def generate_predictions(items: list[EvalItem], recipe: Recipe, run_dir: Path, dist: DistInfo | None = None) -> None:
     """Generate for the items without a prediction yet, appending each batch (each reply, from a server) to
-    predictions.jsonl."""
+    predictions.jsonl. Several processes split the items (process r takes items r, r + N, ...), each appending
+    to its own predictions.rank<r>.jsonl; the main process then merges them into predictions.jsonl in the
+    items' order (a cut run's part files count as done on resume)."""
     from repro.generation import generate_texts
     from repro.modeling import load_model
 
+    dist = dist or DistInfo()
     path = run_dir / "predictions.jsonl"
-    drop_torn_tail(path)
+    if dist.is_main:
+        drop_torn_tail(path)
+        for part in sorted(run_dir.glob("predictions.rank*.jsonl")):
+            drop_torn_tail(part)
+    barrier()
     done = read_done(path)
-    pending = [it for it in items if it.record.id not in done]
-    if not pending:
-        return
-    if recipe.eval.generation.backend == "server":
-        _generate_on_server(items, pending, recipe, run_dir)
-        return
-    loaded = load_model(recipe.model, training=False)
-    assemble_prompts(pending, recipe.eval, loaded.tokenizer, recipe.seed)
-    pending.sort(key=lambda it: it.prompt_tokens)  # similar lengths batch with little padding
-    gen = recipe.eval.generation
-    bar = progress(len(items), "generate", "item", initial=len(items) - len(pending))
-    for start in range(0, len(pending), gen.batch_size):
-        batch = pending[start : start + gen.batch_size]
-        texts = generate_texts(loaded.model, loaded.tokenizer, [it.prompt for it in batch], gen)
-        for item, text in zip(batch, texts, strict=True):
-            append_jsonl(path, _row(item, text))
-        bar.update(len(batch))
-    bar.close()
+    for part in run_dir.glob("predictions.rank*.jsonl"):
+        done.update(read_done(part))
+    pending = [it for it in items if it.record.id not in done][dist.rank :: dist.world_size]
+    mine = path if dist.world_size == 1 else run_dir / f"predictions.rank{dist.rank}.jsonl"
+    if pending and recipe.eval.generation.backend == "server":
+        _generate_on_server(items, pending, recipe, run_dir, mine)
+    elif pending:
+        loaded = load_model(recipe.model, training=False)
+        assemble_prompts(pending, recipe.eval, loaded.tokenizer, recipe.seed)
+        pending.sort(key=lambda it: it.prompt_tokens)  # similar lengths batch with little padding
+        gen = recipe.eval.generation
+        bar = progress(len(pending), "generate", "item", enabled=dist.is_main)
+        for start in range(0, len(pending), gen.batch_size):
+            batch = pending[start : start + gen.batch_size]
+            texts = generate_texts(loaded.model, loaded.tokenizer, [it.prompt for it in batch], gen)
+            for item, text in zip(batch, texts, strict=True):
+                append_jsonl(mine, _row(item, text))
+            bar.update(len(batch))
+        bar.close()
+    if dist.world_size > 1:
+        barrier()
+        if dist.is_main:
+            merge_parts(items, run_dir)
+        barrier()
 
 
-def _generate_on_server(items: list[EvalItem], pending: list[EvalItem], recipe: Recipe, run_dir: Path) -> None:
-    """The pending items' greedy completions from eval.generation.server, each appended as it arrives."""
+def merge_parts(items: list[EvalItem], run_dir: Path) -> None:
+    """Append the processes' part files' rows to predictions.jsonl in the items' order, then remove the parts."""
+    path = run_dir / "predictions.jsonl"
+    parts = sorted(run_dir.glob("predictions.rank*.jsonl"))
+    rows: dict[str, dict] = {}
+    for part in parts:
+        rows.update(read_done(part))
+    done = read_done(path)
+    for item in items:
+        if item.record.id in rows and item.record.id not in done:
+            append_jsonl(path, rows[item.record.id])
+    for part in parts:
+        part.unlink()
+
+
+def _generate_on_server(
+    items: list[EvalItem], pending: list[EvalItem], recipe: Recipe, run_dir: Path, path: Path
+) -> None:
+    """The pending items' greedy completions from eval.generation.server, each appended to `path` as it arrives."""
     from repro.generation_server import generate_texts, served_model
     from repro.modeling import load_tokenizer
 
-    path = run_dir / "predictions.jsonl"
     tokenizer = load_tokenizer(recipe.model)
     assemble_prompts(pending, recipe.eval, tokenizer, recipe.seed)
     gen = recipe.eval.generation
@@ -273,22 +303,33 @@ def write_report(run_dir: Path, recipe: Recipe, metrics: dict, source: str) -> N
     atomic_write_text(run_dir / "report.md", "\n".join(header) + tables)
 
 
-def run_eval(recipe: Recipe, run_dir: Path, predictions_file: str | None = None) -> dict:
-    """Evaluate into `run_dir` (resuming whatever it already holds); returns the metrics."""
+def run_eval(
+    recipe: Recipe, run_dir: Path, predictions_file: str | None = None, dist: DistInfo | None = None
+) -> dict | None:
+    """Evaluate into `run_dir` (resuming whatever it already holds); returns the metrics. With several processes
+    every one generates its share of the items and the main process judges and returns the metrics (the others:
+    None)."""
+    dist = dist or DistInfo()
     started = time.time()
     items = [EvalItem(r) for r in select_records(recipe.eval)]
     # a user's predictions are read before the run folder is made: a bad file leaves nothing behind
     preds = read_predictions(predictions_file, {it.record.id for it in items}) if predictions_file else {}
-    run_dir.mkdir(parents=True, exist_ok=True)
     text = recipe_to_yaml(recipe)
-    atomic_write_text(run_dir / "recipe.yaml", text)
-    inputs = [recipe.eval.data, *([predictions_file] if predictions_file else [])]
-    write_environment(run_dir, seed=recipe.seed, data_files=inputs, recipe_text=text)
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "recipe.yaml", text)
+        inputs = [recipe.eval.data, *([predictions_file] if predictions_file else [])]
+        write_environment(run_dir, seed=recipe.seed, data_files=inputs, recipe_text=text)
+    barrier()
+    if predictions_file and not dist.is_main:
+        return None  # nothing to generate: the main process copies and judges
     if predictions_file:
         copy_predictions(items, preds, predictions_file, run_dir)
         source = f"read from `{predictions_file}`"
     else:
-        generate_predictions(items, recipe, run_dir)
+        generate_predictions(items, recipe, run_dir, dist)
+        if not dist.is_main:
+            return None
         source = f"generated by `{recipe.model.source}`"
         gen = recipe.eval.generation
         if gen.backend == "server":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from repro.commands import (
+    NPROC_HELP,
     OUT_HELP,
     OVERRIDES_HELP,
     PROFILE_HELP,
@@ -14,6 +15,7 @@ from repro.commands import (
     SEEDS_HELP,
     Profile,
     names,
+    processes,
     redo_choices,
     seed_list,
     training_command,
@@ -39,6 +41,7 @@ def pairs_command(
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
     out: str = typer.Option(None, "--out", help=OUT_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue the run folder's pairs.jsonl."),
+    nproc: int = typer.Option(1, "--nproc", help=NPROC_HELP + " Each process samples its share of the examples."),
     dump: str = typer.Option(
         None,
         "--dump-prompts",
@@ -49,7 +52,6 @@ def pairs_command(
 ) -> None:
     """Sample K responses per example on its short (or long) context, score them, keep a correct and a wrong one."""
     from repro.config import load_recipe
-    from repro.runs import run_folder
     from repro.solopo.sample import PAIRS_FILE, dump_pair_prompts, make_pairs
 
     cfg = load_recipe(recipe, overrides or [])
@@ -60,9 +62,10 @@ def pairs_command(
         too_long = f" ({left_out} left out: their needed documents alone exceed solopo.max_input_tokens)"
         typer.echo(f"{written} prompts written to {dump}" + (too_long if left_out else ""))
         return
-    run_dir = run_folder(cfg.output_dir, cfg.name, out, resume)
-    stats = make_pairs(cfg, run_dir, resume=resume)
-    typer.echo(f"{stats.line()}: {run_dir / PAIRS_FILE}")
+    with processes(cfg, nproc, out, resume) as (run_dir, dist):
+        stats = make_pairs(cfg, run_dir, resume=resume, dist=dist)
+    if stats is not None:  # the main process reports
+        typer.echo(f"{stats.line()}: {run_dir / PAIRS_FILE}")
 
 
 @app.command("reproduce")

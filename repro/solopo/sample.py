@@ -22,6 +22,7 @@ from repro.loong.verify import reward_config, verify_answer
 from repro.progress import progress
 from repro.runs import check_resume_plan
 from repro.solopo.pairs import PairStats, choose_pair
+from repro.train.dist import DistInfo, barrier
 
 log = logging.getLogger("repro.solopo")
 
@@ -116,35 +117,48 @@ def context_prompts(record: Record, recipe: Recipe, tokenizer: Any) -> ContextPr
     return ContextPrompts(chat(short), chat(_with_docs(record, kept)), dropped)
 
 
-def make_pairs(recipe: Recipe, run_dir: Path, resume: bool = False) -> PairStats:
+def make_pairs(
+    recipe: Recipe, run_dir: Path, resume: bool = False, dist: DistInfo | None = None
+) -> PairStats | None:
     """Sample, score and pair every selected record into RUN/pairs.jsonl, appending a chunk as it finishes.
 
     Chunks of `generation.batch_size` examples are sampled under a seed of (recipe seed, chunk), so a resumed
-    run makes the pairs an uninterrupted one makes. A row per example; `chosen` is null where no response is
-    correct or none is wrong (choose_pair), and an example whose needed documents alone exceed
-    solopo.max_input_tokens gets a row with `too_long: true` and no samples.
+    run, or one over several processes, makes the pairs an uninterrupted single one makes. A row per example;
+    `chosen` is null where no response is correct or none is wrong (choose_pair), and an example whose needed
+    documents alone exceed solopo.max_input_tokens gets a row with `too_long: true` and no samples. Several
+    processes: process r samples chunks r, r + N, ... into pairs.rank<r>.jsonl; the main process merges them
+    into pairs.jsonl in the records' order and returns the stats (the others: None).
     """
+    dist = dist or DistInfo()
     cfg = recipe.solopo
     if resume:
         check_resume_plan(run_dir, recipe, stage_keys=("solopo",))
     records = select_solopo_records(recipe)
+    parts = sorted(run_dir.glob("pairs.rank*.jsonl")) if resume else []
     done = _finished_rows(run_dir / PAIRS_FILE) if resume else {}
+    for part in parts:
+        done.update(_finished_rows(part))
+    barrier()  # every process has read the files before any appends to them
     model, tokenizer = _sampler(recipe)
     rewards = reward_config(cfg.reward)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
+    barrier()
+    out = run_dir / (PAIRS_FILE if dist.world_size == 1 else f"pairs.rank{dist.rank}.jsonl")
     step = max(1, cfg.generation.batch_size)
     chunks = [records[i : i + step] for i in range(0, len(records), step)]
-    bar = progress(len(records), "pairs", "example", initial=sum(r.id in done for r in records))
+    bar = progress(len(records), "pairs", "example", initial=sum(r.id in done for r in records),
+                   enabled=dist.is_main)  # fmt: skip
     for index, chunk in enumerate(chunks):
-        if all(r.id in done for r in chunk):
+        if all(r.id in done for r in chunk) or index % dist.world_size != dist.rank:
             continue
         before = set(done)
         prompts = {r.id: context_prompts(r, recipe, tokenizer) for r in chunk}
         for record in chunk:
             if prompts[record.id] is None and record.id not in done:
                 row = {"id": record.id, "task": record.task, "length_set": record.length_set, "context": cfg.context}
-                append_jsonl(run_dir / PAIRS_FILE, {**row, "too_long": True, "chosen": None, "rejected": None})
+                append_jsonl(out, {**row, "too_long": True, "chosen": None, "rejected": None})
                 done[record.id] = {"too_long": True}
         sampled = [r for r in chunk if prompts[r.id] is not None]
         ids = [
@@ -175,10 +189,15 @@ def make_pairs(recipe: Recipe, run_dir: Path, resume: bool = False) -> PairStats
                 row[name] = (
                     None if i is None else {"ids": samples[i].token_ids, "text": samples[i].text, "score": scores[i]}
                 )
-            append_jsonl(run_dir / PAIRS_FILE, row)
+            append_jsonl(out, row)
             done[record.id] = row
         bar.update(sum(r.id not in before for r in chunk))
     bar.close()
+    if dist.world_size > 1:
+        barrier()
+        if not dist.is_main:
+            return None
+        done = _merge_parts(records, run_dir)
     stats = PairStats()
     for record in records:
         row = done[record.id]
@@ -194,6 +213,23 @@ def make_pairs(recipe: Recipe, run_dir: Path, resume: bool = False) -> PairStats
     atomic_write_json(run_dir / "summary.json", {**dataclasses.asdict(stats), "context": cfg.context})
     log.info("%s -> %s", stats.line(), run_dir / PAIRS_FILE)
     return stats
+
+
+def _merge_parts(records: list[Record], run_dir: Path) -> dict[str, dict]:
+    """pairs.jsonl with the processes' part files' rows appended in the records' order; the parts removed."""
+    path = run_dir / PAIRS_FILE
+    done = _finished_rows(path)
+    parts = sorted(run_dir.glob("pairs.rank*.jsonl"))
+    rows: dict[str, dict] = {}
+    for part in parts:
+        rows.update(_finished_rows(part))
+    for record in records:
+        if record.id in rows and record.id not in done:
+            append_jsonl(path, rows[record.id])
+            done[record.id] = rows[record.id]
+    for part in parts:
+        part.unlink()
+    return done
 
 
 def _sampler(recipe: Recipe) -> tuple[Any, Any]:
