@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from repro.errors import ReproError
@@ -77,7 +77,6 @@ class Result:
     needed: int | None = None  # items to detect the paper's effect (equivalence: to show the stated margin)
     why_unchecked: str = ""
     alpha: float = ALPHA
-    extra: dict = field(default_factory=dict)
 
     def line(self) -> str:
         return result_line(self)
