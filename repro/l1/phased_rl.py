@@ -56,8 +56,10 @@ def run_rl(recipe: Recipe, run_dir: Path, dist: DistInfo, resume: bool = False) 
     from repro.modeling import load_tokenizer
 
     def read() -> RlSource:
-        # records, prompts and phases are checked with the tokenizer alone, before the weights load
-        tokenizer, records = load_tokenizer(recipe.model), select_rl_records(recipe)
+        # the data file first (no model needed), then prompts and phases with the tokenizer alone,
+        # all before the weights load
+        records = select_rl_records(recipe)
+        tokenizer = load_tokenizer(recipe.model)
         return RlSource(recipe, tokenizer, records, build_judge(recipe), dist, run_dir)
 
     def build(loaded: Any, source: RlSource) -> Stage:
