@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from repro.cprs.labels import TAG_WORDS, system_prompt
+from repro.cprs.labels import TAG_WORDS, Span, system_prompt
 from repro.cprs.model import TokenCritic
 from repro.cprs.sections import CprsSection
 from repro.cprs.windows import (
@@ -63,14 +64,20 @@ def score_windows(
     return tag_probs, keep
 
 
-def compress(critic: TokenCritic, tokenizer: Any, text: str, cfg: CprsSection, query: str | None = None) -> Compression:
-    """Compress `text` (for `query`, or cfg.instruction): the tokens where P(B)+P(I)+P(E) beats P(O), or whose keep
-    probability reaches cfg.threshold; gaps under cfg.fill_gaps tokens filled; spans under cfg.min_span_tokens
-    dropped; with cfg.budget_tokens, the best-scoring spans that fit the budget. Spans come back in source order
-    as character offsets into `text`."""
-    started = time.perf_counter()
-    if not text:
-        return Compression("", [], DEFAULT_SEPARATOR, 0, 0, 0.0, 0, 0.0)
+@dataclass
+class ScoredContext:
+    """One context scored by the critic: its tokens' ids and character offsets, the windows, and per token the
+    boundary tag probabilities (O, B, I[, E]) and the keep probability."""
+
+    context_ids: list[int]
+    offsets: list[Span]
+    windows: list[Span]
+    tag_probs: list[list[float]]
+    keep: list[float]
+
+
+def score_context(critic: TokenCritic, tokenizer: Any, text: str, cfg: CprsSection, query: str | None) -> ScoredContext:
+    """Split `text` into windows after the prompt prefix and score every token at cfg.granularity."""
     words = critic.label_words
     tag_word = TAG_WORDS[cfg.granularity]
     if tag_word not in words:
@@ -83,23 +90,36 @@ def compress(critic: TokenCritic, tokenizer: Any, text: str, cfg: CprsSection, q
     except ValueError as exc:  # the prompt prefix alone fills the window
         raise ConfigError(f"cprs.window_tokens: {exc}; raise it") from None
     tag_probs, keep = score_windows(critic, prefix, context_ids, windows, cfg.window_batch, words.index(tag_word))
+    return ScoredContext(context_ids, offsets, windows, tag_probs, keep)
+
+
+def compress(critic: TokenCritic, tokenizer: Any, text: str, cfg: CprsSection, query: str | None = None) -> Compression:
+    """Compress `text` (for `query`, or cfg.instruction): the tokens where P(B)+P(I)+P(E) beats P(O), or whose keep
+    probability reaches cfg.threshold; gaps under cfg.fill_gaps tokens filled; spans under cfg.min_span_tokens
+    dropped; with cfg.budget_tokens, the best-scoring spans that fit the budget. Spans come back in source order
+    as character offsets into `text`."""
+    started = time.perf_counter()
+    if not text:
+        return Compression("", [], DEFAULT_SEPARATOR, 0, 0, 0.0, 0, 0.0)
+    scored = score_context(critic, tokenizer, text, cfg, query)
     if cfg.threshold is not None:
-        tags = threshold_tags(keep, cfg.threshold, cfg.scheme)
+        tags = threshold_tags(scored.keep, cfg.threshold, cfg.scheme)
     else:
-        tags = keep_tags(tag_probs, cfg.scheme)
+        tags = keep_tags(scored.tag_probs, cfg.scheme)
     spans = tags_to_spans(tags, fill_gaps=cfg.fill_gaps, min_span_tokens=cfg.min_span_tokens)
     if cfg.budget_tokens is not None:
-        spans = select_by_budget(keep, spans, cfg.budget_tokens)
-    chars = spans_to_chars(spans, offsets)
+        spans = select_by_budget(scored.keep, spans, cfg.budget_tokens)
+    chars = spans_to_chars(spans, scored.offsets)
     kept = sum(e - s for s, e in spans)
+    n_tokens = len(scored.context_ids)
     return Compression(
         text=join_spans(text, chars, DEFAULT_SEPARATOR),
         spans=chars,
         separator=DEFAULT_SEPARATOR,
-        input_tokens=len(context_ids),
+        input_tokens=n_tokens,
         kept_tokens=kept,
-        ratio=compression_ratio(len(context_ids), kept),
-        windows=len(windows),
+        ratio=compression_ratio(n_tokens, kept),
+        windows=len(scored.windows),
         seconds=time.perf_counter() - started,
     )
 

@@ -4,6 +4,8 @@
    workstation HotpotQA + MuSiQue, interleaved into OUT/train.jsonl.
 2. The compressor (cprs.train): bidirectional top layers, a token critic and a boundary head trained on
    keyword, sentence and paragraph labels. Writes OUT/compressor.
+   Where the profile names validation records (`calibration_per_set`): the critic's keep threshold with the best
+   sentence-level span F1 on held-out records that are not test items (cprs.calibrate). OUT/threshold.json.
 3. The reader: the L1 warm-up SFT policy (pipeline.policy; reused from the L1 reproduction's folder), or on a
    workstation a hub model.
 4. Window-parallel compression (cprs.compress) of every held-out context at each granularity, for its
@@ -30,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from repro.config import Recipe
+from repro.cprs.calibrate import THRESHOLD_GRID
+from repro.cprs.sections import CprsSection
 from repro.data.schema import Doc, Record, read_records, write_records
 from repro.errors import ReproError
 from repro.fsio import append_jsonl, atomic_write_json
@@ -46,7 +50,7 @@ log = logging.getLogger("repro.reproduce")
 METHODS = ("full", "cprs", "bm25", "bm25-fixed", "truncate", "oracle")
 SEED_FREE = ("full", "bm25-fixed", "oracle")  # contexts that do not depend on the compressor
 # what `--redo` can name: the compressor's training, compression, the reduced contexts, the reader, timings
-REDO_STAGES = ("compressor", "compress", "contexts", "reader", "latency", "timing")
+REDO_STAGES = ("compressor", "threshold", "compress", "contexts", "reader", "latency", "timing")
 GRANULARITIES = ("keyword", "sentence", "paragraph")
 
 
@@ -60,6 +64,8 @@ class CprsProfile:
     set: dict[str, dict[str, Any]] = field(default_factory=dict)  # train, eval -> recipe values
     sets: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
     per_set: int = 12  # held-out items per set for the reader and the spans
+    # held-out records per set after the test items on which to choose cprs.threshold (0: the recipe's keep rule)
+    calibration_per_set: int = 0
     timing_lengths: list[int] = field(default_factory=lambda: [2048, 4096, 8192, 16384, 32768])
     latency_items: int = 3  # items per set timed for compress + answer against answer
     # the compressor's training files (several: interleaved, those present) and the held-out records
@@ -106,12 +112,16 @@ def reproduce_cprs(
     else:
         reader = profile.reader
     records = _test_records(profile.test_data, profile)
+    validation = validation_records(profile.test_data, profile, records)
     evals: dict[str, list[Path]] = {}
     first: dict = {}
     for seed in seeds:
         where, recipe = seed_folder(out, seed), recipes[seed]
         with clock(f"train the compressor (seed {seed})", key="compressor"):
             recipe.cprs.compressor = str(_train_compressor(recipe, where))
+        if validation:
+            with clock(f"choose the keep threshold (seed {seed})", key="threshold"):
+                recipe.cprs.threshold = _choose_threshold(recipe, validation, where / "threshold.json")
         with clock(f"compress the held-out contexts (seed {seed})", key="compress"):
             compressed = _compress_all(recipe, records, where / "compressions.jsonl")
         with clock(f"reduced contexts (seed {seed})", key="contexts"):
@@ -136,12 +146,32 @@ def reproduce_cprs(
         "(the reader, the full context, the fixed-budget BM25 and the oracle do not depend on them: evaluated once; "
         "spans, ratio, latency and timing are the first seed's).",
         *clock.lines(),
+        decoding_note(recipe.cprs, [seed_folder(out, seed) / "threshold.json" for seed in seeds]),
         WORKSTATION_NOTE if profile.reader != "l1-sft" else cpu_note(first["recipe"], first["where"] / "compressor"),
         *([f"What a longer profile adds: {profile.longer}"] if profile.longer else []),
     ]
     ratios = ratios_by_set(records, first["compressed"])
     return write_cprs_report(out, evals, spans, ratios, latency, timing, notes, profile.bm25_budgets, profile_name,
                              seeds, clock.times, first["where"] / "compressor")  # fmt: skip
+
+
+def decoding_note(cfg: CprsSection, chosen: list[Path]) -> str:
+    """How the compressor's spans were decoded: the recipe's rule, or each seed's threshold and how it was chosen."""
+    if not all(path.is_file() for path in chosen):
+        if cfg.threshold is not None:
+            return f"Decoding: tokens whose keep probability reaches {cfg.threshold:g} (cprs.threshold)."
+        return "Decoding: the released rule, a token is kept when P(B)+P(I)+P(E) beats P(O)."
+    rows = [json.loads(path.read_text()) for path in chosen]
+    each = "; ".join(
+        f"{row['threshold']:g} (F1 {row['f1']:.3f}, recall {row['recall']:.3f}, kept {row['kept_share']:.1%})"
+        for row in rows
+    )
+    return (
+        f"Decoding: tokens whose keep probability reaches a threshold chosen per compressor on {rows[0]['records']} "
+        f"held-out validation records (not test items) for the best sentence-level span F1 over "
+        f"{THRESHOLD_GRID[0]:g}-{THRESHOLD_GRID[-1]:g}: {each}. The released rule, P(B)+P(I)+P(E) > P(O), kept "
+        "nearly every token at this scale (docs/cprs.md)."
+    )
 
 
 def cpu_note(recipe: Recipe, run_dir: Path) -> str:
@@ -210,6 +240,38 @@ def _test_records(path: str, profile: CprsProfile) -> list[Record]:
     if not chosen:
         raise ReproError(f"{path}: no held-out record with evidence in sets {profile.sets}")
     return chosen
+
+
+def validation_records(path: str, profile: CprsProfile, test: list[Record]) -> list[Record]:
+    """Up to `calibration_per_set` held-out records per set with evidence, none of them a test item."""
+    if not profile.calibration_per_set:
+        return []
+    used = {r.id for r in test}
+    chosen: list[Record] = []
+    for length_set in profile.sets:
+        pool = [r for r in read_records(path).records if r.length_set == length_set and r.evidence]
+        chosen += [r for r in pool if r.id not in used][: profile.calibration_per_set]
+    return chosen
+
+
+def _choose_threshold(recipe: Recipe, records: list[Record], path: Path) -> float:
+    """The keep threshold with the best sentence-level span F1 on `records`; the grid and the choice in `path`."""
+    from repro.cprs.calibrate import ValidationContext, best_threshold, threshold_table
+    from repro.cprs.compress import load_compressor, score_context
+    from repro.cprs.labels import context_text, critical_spans
+
+    clear_if_redoing(path)
+    if not path.is_file():
+        critic, tokenizer = load_compressor(recipe)
+        cfg = dataclasses.replace(recipe.cprs, granularity="sentence", threshold=None)
+        contexts = []
+        for record in records:
+            scored = score_context(critic, tokenizer, context_text(record)[0], cfg, record.question)
+            contexts.append(ValidationContext(scored.keep, scored.offsets, critical_spans(record, "sentence")))
+        table = threshold_table(contexts, cfg)
+        atomic_write_json(path, {**best_threshold(table), "records": len(records), "granularity": "sentence",
+                                 "grid": table})  # fmt: skip
+    return float(json.loads(path.read_text())["threshold"])
 
 
 def _compress_all(recipe: Recipe, records: list[Record], path: Path) -> dict[str, dict]:
