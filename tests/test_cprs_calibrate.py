@@ -8,7 +8,7 @@ import json
 import pytest
 
 from repro.cprs.calibrate import ValidationContext, best_threshold, threshold_table
-from repro.cprs.reproduce import CprsProfile, validation_records, decoding_note
+from repro.cprs.reproduce import CprsProfile, decoding_note, validation_records
 from repro.cprs.sections import CprsSection
 from repro.data.schema import Doc, Evidence, Record, write_records
 
@@ -55,7 +55,8 @@ def test_the_characters_are_pooled_over_contexts_not_averaged():
 
 
 def evidence_record(rid: str, length_set: int) -> Record:
-    return Record(rid, "t", "qa", [Doc("d", "some text")], "q?", "a", length_set=length_set, evidence=[Evidence(0, 0, 4)])
+    gold = [Evidence(0, 0, 4)]
+    return Record(rid, "t", "qa", [Doc("d", "some text")], "q?", "a", length_set=length_set, evidence=gold)
 
 
 def testvalidation_records_are_never_test_items(tmp_path):
