@@ -13,11 +13,14 @@ import pytest
 import torch
 
 from repro.config import load_recipe
+from repro.cprs.calibrate import THRESHOLD_GRID, best_threshold
 from repro.cprs.compress import compress, load_compressor, score_windows, window_prefix
-from repro.cprs.labels import IGNORE, TAG_WORDS
+from repro.cprs.labels import IGNORE, TAG_WORDS, context_text, critical_spans
+from repro.cprs.metrics import micro_prf
+from repro.cprs.reproduce import choose_threshold
 from repro.cprs.train import cprs_examples, cprs_task, label_words, run_cprs, select_cprs_records
 from repro.data.loong_mini import generate
-from repro.data.schema import write_records
+from repro.data.schema import read_records, write_records
 from repro.modeling import load_tokenizer
 from repro.train.dist import DistInfo
 
@@ -268,3 +271,23 @@ def test_compress_command_prints_one_json_object_and_refuses_binary_input(traine
     assert res.returncode == 0 and json.loads(res.stdout.strip().splitlines()[-1])["input_tokens"] == 0
     res = subprocess.run([*cmd, "--input", str(binary)], capture_output=True, text=True, env=env, cwd=REPO)
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "binary" in res.stderr
+
+
+def test_the_threshold_stage_matches_compress_and_reuses_its_choice(trained, tiny_model_dir, cprs_data, tmp_path):
+    tmp, final = trained
+    recipe = recipe_for(tmp, tiny_model_dir, cprs_data, f"cprs.compressor={final}")
+    records = read_records(cprs_data).records[4:6]  # past the 4 the compressor trained on
+    path = tmp_path / "threshold.json"
+    chosen = choose_threshold(recipe, records, path)
+    saved = json.loads(path.read_text())
+    assert saved["records"] == 2 and [row["threshold"] for row in saved["grid"]] == list(THRESHOLD_GRID)
+    assert chosen == saved["threshold"] == best_threshold(saved["grid"])["threshold"]
+    # the chosen row is what `compress` keeps at that threshold, scored against the gold sentences
+    at_choice = recipe_for(tmp, tiny_model_dir, cprs_data, f"cprs.compressor={final}", f"cprs.threshold={chosen!r}")
+    critic, tokenizer = load_compressor(at_choice)
+    kept = [compress(critic, tokenizer, context_text(r)[0], at_choice.cprs, r.question).spans for r in records]
+    pairs = [(spans, critical_spans(r, "sentence")) for spans, r in zip(kept, records, strict=True)]
+    assert saved["f1"] == pytest.approx(micro_prf(pairs)[2])
+    saved["threshold"] = 0.33
+    path.write_text(json.dumps(saved))
+    assert choose_threshold(recipe, records, path) == 0.33  # the stage's file is reused, nothing scored again

@@ -121,7 +121,7 @@ def reproduce_cprs(
             recipe.cprs.compressor = str(_train_compressor(recipe, where))
         if validation:
             with clock(f"choose the keep threshold (seed {seed})", key="threshold"):
-                recipe.cprs.threshold = _choose_threshold(recipe, validation, where / "threshold.json")
+                recipe.cprs.threshold = choose_threshold(recipe, validation, where / "threshold.json")
         with clock(f"compress the held-out contexts (seed {seed})", key="compress"):
             compressed = _compress_all(recipe, records, where / "compressions.jsonl")
         with clock(f"reduced contexts (seed {seed})", key="contexts"):
@@ -254,7 +254,7 @@ def validation_records(path: str, profile: CprsProfile, test: list[Record]) -> l
     return chosen
 
 
-def _choose_threshold(recipe: Recipe, records: list[Record], path: Path) -> float:
+def choose_threshold(recipe: Recipe, records: list[Record], path: Path) -> float:
     """The keep threshold with the best sentence-level span F1 on `records`; the grid and the choice in `path`."""
     from repro.cprs.calibrate import ValidationContext, best_threshold, threshold_table
     from repro.cprs.compress import load_compressor, score_context
